@@ -1,0 +1,1 @@
+"""Data sets: SynthRooms (the embedded default) and RealEstate10K clips."""

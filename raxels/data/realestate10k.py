@@ -1,0 +1,39 @@
+"""RealEstate10K clips: an mp4 and its camera txt, checked against each other."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import InputError
+from ..io.realestate10k import read_re10k
+from ..io.video import read_video
+from .clips import VideoClip, resize_clip
+
+SHARED_RE10K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "realestate10k_cameractrl"
+
+
+def load_re10k_clip(video: str | os.PathLike, poses: str | os.PathLike, size: tuple[int, int] | None = None) -> VideoClip:
+    """Load a clip; `size` = (H, W) resizes frames and intrinsics together."""
+    frames, _ = read_video(video)
+    H, W = frames.shape[-2:]
+    traj = read_re10k(poses, H, W)
+    n_cam = traj.cameras.c2w.shape[1]
+    if n_cam != frames.shape[0]:
+        raise InputError(f"{video}: {frames.shape[0]} frames but {poses} has {n_cam} cameras")
+    cams = traj.cameras.to(frames.dtype)
+    if size is not None:
+        frames, cams = resize_clip(frames, cams, *size)
+    return VideoClip(frames, cams, Path(video).stem)
+
+
+def shared_clip_pairs(root: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
+    """(video, pose file) pairs of the shared RealEstate10K sample, [] if it is not there."""
+    root = Path(root) if root else SHARED_RE10K
+    pairs = []
+    for sub in ("main", "svd"):
+        for vid in sorted((root / sub / "reference_videos").glob("*.mp4")):
+            pose = root / sub / "pose_files" / (vid.stem + ".txt")
+            if pose.is_file():
+                pairs.append((vid, pose))
+    return pairs

@@ -1,0 +1,208 @@
+"""Cameras <-> raxel images.
+
+A raxel is the pixel's ray origin plus its unit world direction, o + d. With canonical cameras (|o| <= 1) the sum
+lies in the ball of radius 2, so raxel images are stored as (o + d) / 2 in [-1, 1], the range of video frames.
+
+Decoding inverts this per frame, batched over all frames at once:
+  1. the points x = o + d lie on the unit sphere around o: a linear least-squares sphere fit gives o
+     (a few reweighted passes make it robust to outlier pixels);
+  2. d = normalise(x - o) must equal R K^-1 p / |K^-1 p|, i.e. p ~ K R^T d: a direct linear transform (DLT)
+     over all pixels gives M = K R^T up to scale, and an RQ decomposition splits it into K and R;
+  3. a few Gauss-Newton steps on the full model (o, R, fx, fy, cx, cy) remove the bias that the linear fits
+     have under noise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .cameras import Cameras, intrinsics, project_to_rotation, rt_to_matrix
+
+RAXEL_SCALE = 2.0  # o + d has norm <= 2 for canonical cameras
+
+
+def pixel_grid(height: int, width: int, dtype=torch.float32, device=None) -> Tensor:
+    """[H, W, 2] pixel-centre coordinates (u, v) = (col + 0.5, row + 0.5)."""
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=dtype, device=device) + 0.5,
+        torch.arange(width, dtype=dtype, device=device) + 0.5,
+        indexing="ij",
+    )
+    return torch.stack([u, v], dim=-1)
+
+
+def ray_directions(cams: Cameras, height: int | None = None, width: int | None = None) -> Tensor:
+    """[B, F, H, W, 3] unit world-space ray directions. A size other than the cameras' rescales K to it."""
+    H, W = height or cams.height, width or cams.width
+    K = cams.resized(H, W).K if (H, W) != (cams.height, cams.width) else cams.K
+    uv = pixel_grid(H, W, dtype=K.dtype, device=K.device)
+    fx, fy = K[..., 0, 0, None, None], K[..., 1, 1, None, None]
+    cx, cy = K[..., 0, 2, None, None], K[..., 1, 2, None, None]
+    x = (uv[..., 0] - cx) / fx
+    y = (uv[..., 1] - cy) / fy
+    dirs_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)
+    dirs = torch.einsum("bfij,bfhwj->bfhwi", cams.R.to(K.dtype), dirs_cam)
+    return dirs / dirs.norm(dim=-1, keepdim=True)
+
+
+def cameras_to_raxels(cams: Cameras, height: int | None = None, width: int | None = None) -> Tensor:
+    """Cameras (expected canonical, see `cameras.canonicalise`) -> raxel images [B, F, 3, H, W] in [-1, 1]."""
+    d = ray_directions(cams, height, width)
+    o = cams.centres.to(d.dtype)[:, :, None, None, :]
+    return ((o + d) / RAXEL_SCALE).permute(0, 1, 4, 2, 3).contiguous()
+
+
+def _fit_sphere_centres(x: Tensor, w: Tensor) -> Tensor:
+    """Weighted least-squares centre of unit spheres through points x [N, P, 3] (weights [N, P]) -> [N, 3].
+
+    |x - o|^2 = 1  <=>  2 x.o - (|o|^2 - 1) = |x|^2, linear in (o, c).
+    """
+    A = torch.cat([2 * x, -torch.ones_like(x[..., :1])], dim=-1)
+    b = (x * x).sum(-1, keepdim=True)
+    Aw = A * w[..., None]
+    sol = torch.linalg.solve(Aw.transpose(1, 2) @ A, Aw.transpose(1, 2) @ b)
+    return sol[:, :3, 0]
+
+
+def _lmeds_sphere_weights(x: Tensor, hypotheses: int = 24, sample: int = 8) -> Tensor:
+    """Least-median-of-squares start for the sphere fit: fit small fixed pixel subsets, keep per frame the centre
+    with the smallest median residual, and return 0/1 weights of the pixels that agree with it. Without this a
+    block of corrupted pixels drags the least-squares centre away and reweighting never recovers."""
+    N, P, _ = x.shape
+    g = torch.Generator().manual_seed(0)  # fixed subsets: decoding stays deterministic
+    idx = torch.randint(P, (hypotheses * sample,), generator=g).to(x.device)
+    xs = x[:, idx].reshape(N * hypotheses, sample, 3)
+    o = _fit_sphere_centres(xs, torch.ones(xs.shape[:2], dtype=x.dtype, device=x.device)).reshape(N, hypotheses, 3)
+    res = ((x[:, None] - o[:, :, None]).norm(dim=-1) - 1.0).abs()  # [N, hyp, P]
+    med = res.median(dim=-1).values
+    best = med.argmin(dim=-1)
+    r = res[torch.arange(N), best]
+    thresh = 2.5 * 1.4826 * med[torch.arange(N), best, None] + 1e-9
+    return (r <= thresh).to(x.dtype)
+
+
+def _dlt_kr(d: Tensor, uv: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Solve p ~ M d for M = K R^T over pixels, then split by RQ. d [N,P,3] unit world rays, uv [P,2] normalised
+    pixel coords, w [N,P] weights. Returns K_norm [N,3,3] (in normalised pixel coords) and R [N,3,3] (c2w)."""
+    N, P, _ = d.shape
+    u, v = uv[None, :, 0:1], uv[None, :, 1:2]
+    zeros = torch.zeros_like(d)
+    # Rows of the homogeneous system for m = vec(M) (row-major): u (m3.d) - m1.d = 0 and v (m3.d) - m2.d = 0.
+    r1 = torch.cat([-d, zeros, u * d], dim=-1)
+    r2 = torch.cat([zeros, -d, v * d], dim=-1)
+    sw = w.sqrt()[..., None]
+    A = torch.cat([r1 * sw, r2 * sw], dim=1)
+    _, evecs = torch.linalg.eigh(A.transpose(1, 2) @ A)
+    M = evecs[..., 0].reshape(N, 3, 3)
+    M = M * torch.sign(torch.linalg.det(M))[:, None, None]  # det(K R^T) > 0
+    # RQ via QR of the flipped transpose: M = K Q with K upper triangular.
+    flip = torch.flip(torch.eye(3, dtype=M.dtype, device=M.device), dims=[0])
+    Qt, Rt = torch.linalg.qr((flip @ M).transpose(1, 2))
+    K = flip @ Rt.transpose(1, 2) @ flip
+    Q = flip @ Qt.transpose(1, 2)
+    D = torch.diag_embed(torch.sign(K.diagonal(dim1=1, dim2=2)))
+    K, Q = K @ D, D @ Q
+    K = K / K[:, 2:3, 2:3]
+    return K, Q.transpose(1, 2)
+
+
+def _skew(v: Tensor) -> Tensor:
+    z = torch.zeros_like(v[..., 0])
+    return torch.stack(
+        [z, -v[..., 2], v[..., 1], v[..., 2], z, -v[..., 0], -v[..., 1], v[..., 0], z], dim=-1
+    ).reshape(*v.shape[:-1], 3, 3)
+
+
+def _so3_exp(w: Tensor) -> Tensor:
+    theta = w.norm(dim=-1, keepdim=True).unsqueeze(-1)
+    Wx = _skew(w)
+    eye = torch.eye(3, dtype=w.dtype, device=w.device).expand_as(Wx)
+    small = theta < 1e-8
+    t = theta.clamp_min(1e-8)
+    A = torch.where(small, torch.ones_like(t), torch.sin(t) / t)
+    B = torch.where(small, 0.5 * torch.ones_like(t), (1 - torch.cos(t)) / (t * t))
+    return eye + A * Wx + B * (Wx @ Wx)
+
+
+def _model_points(o: Tensor, R: Tensor, k: Tensor, uv: Tensor) -> Tensor:
+    """x = o + R normalise(((u - cx)/fx, (v - cy)/fy, 1)); k = (fx, fy, cx, cy) in normalised pixel units."""
+    x = (uv[None, :, 0] - k[:, None, 2]) / k[:, None, 0]
+    y = (uv[None, :, 1] - k[:, None, 3]) / k[:, None, 1]
+    r = torch.stack([x, y, torch.ones_like(x)], dim=-1)
+    r = r / r.norm(dim=-1, keepdim=True)
+    return o[:, None, :] + r @ R.transpose(1, 2)
+
+
+def _refine(x: Tensor, o: Tensor, R: Tensor, k: Tensor, uv: Tensor, iters: int):
+    """Iteratively reweighted Gauss-Newton on the 10 camera parameters (forward-difference Jacobians, batched).
+
+    Cauchy weights on each pixel's residual down-weight pixels that do not fit one camera (codec artefacts)."""
+    for _ in range(iters):
+        base = _model_points(o, R, k, uv)
+        w = _robust_weights((x - base).norm(dim=-1), _cauchy)
+        res = (x - base) * w.sqrt()[..., None]  # [N,P,3]
+        eps = 1e-6
+        cols = []
+        for i in range(3):
+            do = torch.zeros_like(o)
+            do[:, i] = eps
+            cols.append((_model_points(o + do, R, k, uv) - base) / eps)
+        for i in range(3):
+            dw = torch.zeros_like(o)
+            dw[:, i] = eps
+            cols.append((_model_points(o, _so3_exp(dw) @ R, k, uv) - base) / eps)
+        for i in range(4):
+            dk = torch.zeros_like(k)
+            dk[:, i] = eps
+            cols.append((_model_points(o, R, k + dk, uv) - base) / eps)
+        J = torch.stack(cols, dim=-1) * w.sqrt()[..., None, None]  # [N,P,3,10]
+        J = J.flatten(1, 2)
+        JtJ = J.transpose(1, 2) @ J
+        Jtr = J.transpose(1, 2) @ res.flatten(1, 2)[..., None]
+        damp = 1e-9 * torch.eye(10, dtype=x.dtype, device=x.device)
+        step = torch.linalg.solve(JtJ + damp, Jtr)[..., 0]
+        o = o + step[:, :3]
+        R = _so3_exp(step[:, 3:6]) @ R
+        k = k + step[:, 6:]
+    return o, R, k
+
+
+def raxels_to_cameras(raxels: Tensor, refine_iters: int = 4, robust_iters: int = 2) -> Cameras:
+    """Raxel images [B, F, 3, H, W] (in [-1, 1]) -> Cameras with pixel intrinsics for an H x W image."""
+    if raxels.dim() != 5 or raxels.shape[2] != 3:
+        raise ValueError(f"raxel images must be [B,F,3,H,W], got {list(raxels.shape)}")
+    if not torch.isfinite(raxels).all():
+        raise ValueError("raxel images contain NaN or inf")
+    B, F, _, H, W = raxels.shape
+    out_dtype = raxels.dtype
+    # float64: the 9x9 DLT normal matrix squares the conditioning.
+    x = (raxels.double() * RAXEL_SCALE).permute(0, 1, 3, 4, 2).reshape(B * F, H * W, 3)
+    s = max(H, W) / 2.0
+    uv = (pixel_grid(H, W, dtype=x.dtype, device=x.device).reshape(-1, 2) - x.new_tensor([W / 2, H / 2])) / s
+
+    w = _lmeds_sphere_weights(x)
+    for it in range(robust_iters + 1):
+        o = _fit_sphere_centres(x, w)
+        d = x - o[:, None]
+        r = d.norm(dim=-1)
+        if it < robust_iters:
+            w = _robust_weights(r - 1.0, _cauchy)
+    Kn, R = _dlt_kr(d / r[..., None], uv, w)
+    k = torch.stack([Kn[:, 0, 0], Kn[:, 1, 1], Kn[:, 0, 2], Kn[:, 1, 2]], dim=-1)
+    if refine_iters:
+        o, R, k = _refine(x, o, R, k, uv, refine_iters)
+        R = project_to_rotation(R)
+    K = intrinsics(k[:, 0] * s, k[:, 1] * s, k[:, 2] * s + W / 2, k[:, 3] * s + H / 2)
+    c2w = rt_to_matrix(R, o)
+    return Cameras(K.reshape(B, F, 3, 3).to(out_dtype), c2w.reshape(B, F, 4, 4).to(out_dtype), H, W)
+
+
+def _cauchy(a: Tensor) -> Tensor:
+    return 1.0 / (1.0 + a * a)
+
+
+def _robust_weights(res: Tensor, rho) -> Tensor:
+    """IRLS weights with a per-frame scale from the median absolute residual (2.385: Cauchy's 95% constant)."""
+    scale = 1.4826 * res.abs().median(dim=-1, keepdim=True).values.clamp_min(1e-9)
+    return rho(res.abs() / (2.385 * scale))

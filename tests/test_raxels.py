@@ -1,0 +1,94 @@
+import torch
+
+from raxels.cameras import canonicalise, relative_rotation_deg
+from raxels.data.realestate10k import load_re10k_clip
+from raxels.plucker import cameras_to_plucker
+from raxels.raxels import cameras_to_raxels, ray_directions, raxels_to_cameras
+from tests.conftest import random_cameras
+
+
+def _errors(est, gt):
+    rot = relative_rotation_deg(est.R.double(), gt.R.double())
+    cen = (est.centres.double() - gt.centres.double()).norm(dim=-1)
+    foc = ((est.K[..., 0, 0] - gt.K[..., 0, 0]) / gt.K[..., 0, 0]).abs()
+    focy = ((est.K[..., 1, 1] - gt.K[..., 1, 1]) / gt.K[..., 1, 1]).abs()
+    pp = (est.K[..., :2, 2] - gt.K[..., :2, 2]).abs().amax(-1)
+    return rot, cen, torch.maximum(foc, focy), pp
+
+
+def test_raxels_are_in_range_and_first_frame_is_pure_direction(canonical_random_cameras):
+    r = cameras_to_raxels(canonical_random_cameras)
+    assert r.shape == (3, 8, 3, 48, 64)
+    assert r.abs().max() <= 1.0 + 1e-9
+    # Frame 0 is the identity camera: the raxel is the unit direction / 2.
+    assert torch.allclose(r[:, 0].norm(dim=1), torch.full((3, 48, 64), 0.5, dtype=r.dtype))
+
+
+def test_noise_free_round_trip_random_cameras(canonical_random_cameras):
+    cams = canonical_random_cameras
+    est = raxels_to_cameras(cameras_to_raxels(cams))
+    rot, cen, foc, pp = _errors(est, cams)
+    assert rot.max() < 0.01 and cen.max() < 1e-4 and foc.max() < 1e-4 and pp.max() < 1e-3
+    assert est.K.shape == cams.K.shape and (est.height, est.width) == (48, 64)
+
+
+def test_noise_free_round_trip_float32():
+    cams = canonicalise(random_cameras(2, 6, 32, 32, seed=3, dtype=torch.float32))[0]
+    rot, cen, foc, _ = _errors(raxels_to_cameras(cameras_to_raxels(cams)), cams)
+    assert rot.max() < 0.01 and cen.max() < 1e-4 and foc.max() < 1e-4
+
+
+def test_round_trip_all_real_re10k_clips(re10k_pairs):
+    for vid, pose in re10k_pairs:
+        clip = load_re10k_clip(vid, pose, size=(64, 96))
+        cams = canonicalise(clip.cameras.to(torch.float64))[0]
+        rot, cen, foc, _ = _errors(raxels_to_cameras(cameras_to_raxels(cams)), cams)
+        assert rot.max() < 0.01 and cen.max() < 1e-4 and foc.max() < 1e-4, vid.name
+
+
+def test_noisy_raxels_median_rotation_error_below_one_degree():
+    cams = canonicalise(random_cameras(4, 16, 64, 64, seed=5))[0]
+    r = cameras_to_raxels(cams)
+    g = torch.Generator().manual_seed(0)
+    rot, cen, foc, _ = _errors(raxels_to_cameras(r + 0.02 * torch.randn(r.shape, generator=g, dtype=r.dtype)), cams)
+    assert rot.median() < 1.0
+    assert cen.median() < 0.05 and foc.median() < 0.05
+
+
+def test_outlier_pixels_do_not_break_decoding():
+    cams = canonicalise(random_cameras(1, 4, 32, 32, seed=7))[0]
+    r = cameras_to_raxels(cams).clone()
+    r[..., :4, :] = 0.9  # a block of corrupted pixels, as a codec artefact might give
+    rot, cen, _, _ = _errors(raxels_to_cameras(r), cams)
+    assert rot.median() < 1.0
+
+
+def test_batched_decoding_equals_per_frame_decoding():
+    cams = canonicalise(random_cameras(2, 3, 24, 24, seed=9))[0]
+    r = cameras_to_raxels(cams)
+    r = r + 0.01 * torch.randn(r.shape, generator=torch.Generator().manual_seed(1), dtype=r.dtype)
+    full = raxels_to_cameras(r)
+    one = raxels_to_cameras(r[1:2, 2:3])
+    assert torch.allclose(full.c2w[1, 2], one.c2w[0, 0], atol=1e-9)
+
+
+def test_decoding_rejects_bad_input():
+    import pytest
+
+    with pytest.raises(ValueError, match="B,F,3,H,W"):
+        raxels_to_cameras(torch.zeros(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        raxels_to_cameras(torch.full((1, 1, 3, 8, 8), float("nan")))
+
+
+def test_plucker_is_direction_and_moment(canonical_random_cameras):
+    cams = canonical_random_cameras
+    p = cameras_to_plucker(cams)
+    assert p.shape == (3, 8, 6, 48, 64)
+    d, m = p[:, :, :3], p[:, :, 3:]
+    assert torch.allclose(d.norm(dim=2), torch.ones_like(d[:, :, 0]))
+    assert (d * m).sum(2).abs().max() < 1e-9  # the moment is orthogonal to the direction
+    # The moment is the same for any point on the ray: o + 2d gives the same o x d.
+    dirs = ray_directions(cams).permute(0, 1, 4, 2, 3)
+    o2 = cams.centres[..., None, None] + 2 * dirs
+    assert torch.allclose(torch.cross(o2, d, dim=2), m, atol=1e-9)
