@@ -25,6 +25,38 @@ def demo(out: Path = typer.Option(Path("out/demo"), help="Output folder.")) -> N
     run_demo(out)
 
 
+@app.command()
+def train(
+    config: str = typer.Option("tiny", help="Model size: tiny, wan-1.3b, wan-14b."),
+    data: str = typer.Option("synthrooms", help="Training data (synthrooms)."),
+    camera_encoding: str = typer.Option("raxel", help="raxel, or plucker for the ablation."),
+    preset: str = typer.Option("", help="Named settings, e.g. 'checkpoint' (the shipped model)."),
+    steps: int = typer.Option(None, help="Optimisation steps."),
+    batch_size: int = typer.Option(None, help="Global batch size."),
+    frames: int = typer.Option(None, help="Frames per clip."),
+    out: Path = typer.Option(None, help="Run folder (checkpoint, log, exported model)."),
+    seed: int = typer.Option(0, help="Seed of every random choice."),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
+) -> None:
+    """Train RaxelsDiT (accelerate; run under `accelerate launch` or `torchrun` for several processes)."""
+    from .train import PRESETS, TrainConfig, train as run_train
+
+    if data != "synthrooms":
+        raise InputError(f"unknown training data {data!r}; available: synthrooms")
+    if preset and preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
+    values = dict(PRESETS.get(preset, {}))
+    values.update(model=config, data=data, camera_encoding=camera_encoding, seed=seed)
+    for k, v in (("steps", steps), ("batch_size", batch_size), ("frames", frames), ("out", out)):
+        if v is not None:
+            values[k] = str(v) if k == "out" else v
+    try:
+        cfg = TrainConfig.from_dict(values)
+        run_train(cfg, resume=resume)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
 def main() -> None:
     try:
         app()  # standalone: click turns usage errors into a message and exit code 2

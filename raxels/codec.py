@@ -1,0 +1,114 @@
+"""Latent codecs: video frames and raxel images go through the same one.
+
+Layouts: images [B, F, C, H, W] in [-1, 1]; latents [B, C_lat, T, h, w] (the layout of Wan's DiT input).
+Video latents may be temporally compressed (Wan VAE: 1 + 4k frames -> 1 + k latents); raxel latents never are:
+each camera is encoded as its own one-frame clip, so every camera keeps one latent frame.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import InputError
+
+
+class LatentCodec(ABC):
+    spatial_factor: int
+    temporal_factor: int
+
+    @abstractmethod
+    def latent_channels(self, image_channels: int = 3) -> int: ...
+
+    @abstractmethod
+    def encode_video(self, frames: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def decode_video(self, latents: Tensor, num_frames: int) -> Tensor: ...
+
+    def encode_raxels(self, images: Tensor) -> Tensor:
+        """[B, F, C, H, W] -> [B, C_lat, F, h, w], one latent frame per camera."""
+        B, Fr = images.shape[:2]
+        z = self.encode_video(images.flatten(0, 1).unsqueeze(1))  # B*F one-frame clips
+        return z.reshape(B, Fr, *z.shape[1:]).squeeze(3).permute(0, 2, 1, 3, 4)
+
+    def decode_raxels(self, latents: Tensor) -> Tensor:
+        """[B, C_lat, F, h, w] -> [B, F, C, H, W]."""
+        B, C, Fr, h, w = latents.shape
+        z = latents.permute(0, 2, 1, 3, 4).reshape(B * Fr, C, 1, h, w)
+        x = self.decode_video(z, 1)  # [B*F, 1, C, H, W]
+        return x.reshape(B, Fr, *x.shape[2:])
+
+    def latent_frames(self, num_frames: int) -> int:
+        return (num_frames - 1) // self.temporal_factor + 1
+
+
+class PixelCodec(LatentCodec):
+    """Space-to-depth by `factor` (no weights, exact inverse): the CPU default."""
+
+    temporal_factor = 1
+
+    def __init__(self, factor: int = 4):
+        self.spatial_factor = factor
+
+    def latent_channels(self, image_channels: int = 3) -> int:
+        return image_channels * self.spatial_factor**2
+
+    def encode_video(self, frames: Tensor) -> Tensor:
+        B, Fr, C, H, W = frames.shape
+        s = self.spatial_factor
+        if H % s or W % s:
+            raise ValueError(f"frame size {W}x{H} is not divisible by the codec factor {s}")
+        z = F.pixel_unshuffle(frames.flatten(0, 1), s)
+        return z.reshape(B, Fr, *z.shape[1:]).permute(0, 2, 1, 3, 4)
+
+    def decode_video(self, latents: Tensor, num_frames: int) -> Tensor:
+        B, C, T, h, w = latents.shape
+        x = F.pixel_shuffle(latents.permute(0, 2, 1, 3, 4).flatten(0, 1), self.spatial_factor)
+        return x.reshape(B, T, *x.shape[1:])
+
+    def decode_raxels(self, latents: Tensor) -> Tensor:
+        return self.decode_video(latents, latents.shape[2])
+
+
+class WanVAECodec(LatentCodec):
+    """diffusers AutoencoderKLWan loaded from a local folder; latents normalised by the VAE's mean/std."""
+
+    def __init__(self, vae):
+        self.vae = vae.eval().requires_grad_(False)
+        self.spatial_factor = int(vae.config.scale_factor_spatial)
+        self.temporal_factor = int(vae.config.scale_factor_temporal)
+        z = vae.config.z_dim
+        self.mean = torch.tensor(vae.config.latents_mean[:z]).view(1, z, 1, 1, 1)
+        self.std = torch.tensor(vae.config.latents_std[:z]).view(1, z, 1, 1, 1)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, torch_dtype: torch.dtype = torch.float32) -> "WanVAECodec":
+        from diffusers import AutoencoderKLWan
+
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise InputError(f"{folder}: no Wan VAE here (config.json missing); weights are never downloaded")
+        return cls(AutoencoderKLWan.from_pretrained(folder, torch_dtype=torch_dtype, local_files_only=True))
+
+    def latent_channels(self, image_channels: int = 3) -> int:
+        if image_channels != 3:
+            raise ValueError("the Wan VAE encodes 3-channel images only")
+        return int(self.vae.config.z_dim)
+
+    @torch.no_grad()
+    def encode_video(self, frames: Tensor) -> Tensor:
+        x = frames.permute(0, 2, 1, 3, 4).to(self.vae.dtype)
+        z = self.vae.encode(x).latent_dist.mode().float()
+        return (z - self.mean.to(z)) / self.std.to(z)
+
+    @torch.no_grad()
+    def decode_video(self, latents: Tensor, num_frames: int) -> Tensor:
+        z = latents * self.std.to(latents) + self.mean.to(latents)
+        x = self.vae.decode(z.to(self.vae.dtype)).sample.float()
+        return x[:, :, :num_frames].permute(0, 2, 1, 3, 4).clamp(-1, 1)

@@ -1,0 +1,110 @@
+"""Flow matching with per-token timesteps, task masks, one Euler sampler, classifier-free guidance.
+
+As Wan (rectified flow): x_t = (1 - t) x_0 + t eps, the model predicts v = eps - x_0, t = 0 is clean.
+A task is only a mask saying which latent frames are given clean: the sampler and the loss never branch on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+TASKS = ("estimate", "generate", "joint", "unconditional")
+
+
+@dataclass
+class TaskMask:
+    """True where a latent frame is noised (to be generated), False where it is given clean. [B, T] each."""
+
+    video: Tensor
+    raxel: Tensor
+
+
+def task_mask(task: str, batch: int, video_frames: int, raxel_frames: int, cond_video: int = 1,
+              cond_raxel: int | None = None, device=None) -> TaskMask:
+    """The DESIGN table. cond_video: clean input video latent frames (generate/joint); cond_raxel: clean cameras
+    for joint (default: the cameras of the input frames, i.e. `cond_video` * raxel/video frame ratio, at least 1)."""
+    v = torch.ones(batch, video_frames, dtype=torch.bool, device=device)
+    r = torch.ones(batch, raxel_frames, dtype=torch.bool, device=device)
+    if cond_raxel is None:
+        cond_raxel = max(1, round(cond_video * raxel_frames / video_frames))
+    if task == "estimate":
+        v[:] = False
+    elif task == "generate":
+        v[:, :cond_video] = False
+        r[:] = False
+    elif task == "joint":
+        v[:, :cond_video] = False
+        r[:, :cond_raxel] = False
+    elif task != "unconditional":
+        raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+    return TaskMask(v, r)
+
+
+def noised(x0: Tensor, eps: Tensor, t_frames: Tensor) -> Tensor:
+    """x0, eps [B, C, T, h, w], t per latent frame [B, T] -> x_t."""
+    t = t_frames[:, None, :, None, None].to(x0.dtype)
+    return (1 - t) * x0 + t * eps
+
+
+def sample_train_t(batch: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+    """Logit-normal t (SD3 / Wan practice): more weight on middle noise levels where the task is hardest."""
+    return torch.sigmoid(torch.randn(batch, generator=generator, device=device))
+
+
+def flow_matching_loss(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, t_video: Tensor, t_raxel: Tensor,
+                       eps_video: Tensor, eps_raxel: Tensor) -> tuple[Tensor, dict]:
+    """MSE between predicted and true velocity, on noised latent frames only.
+
+    t_video, t_raxel: [B] noise level of each sample's noised frames (clean frames get t = 0)."""
+    tv = mask.video.to(video0.dtype) * t_video[:, None]
+    tr = mask.raxel.to(raxel0.dtype) * t_raxel[:, None]
+    pv, pr = model(noised(video0, eps_video, tv), noised(raxel0, eps_raxel, tr), tv, tr)
+    mv = mask.video[:, None, :, None, None].expand_as(video0).to(torch.float32)
+    mr = mask.raxel[:, None, :, None, None].expand_as(raxel0).to(torch.float32)
+    se_v = ((pv.float() - (eps_video - video0).float()) ** 2 * mv).flatten(1).sum(1)
+    se_r = ((pr.float() - (eps_raxel - raxel0).float()) ** 2 * mr).flatten(1).sum(1)
+    n_v, n_r = mv.flatten(1).sum(1), mr.flatten(1).sum(1)
+    # Per-sample means, then the batch mean: data-parallel shards average to exactly the global loss.
+    loss = ((se_v + se_r) / (n_v + n_r).clamp_min(1)).mean()
+    parts = {"loss_video": (se_v.sum() / n_v.sum().clamp_min(1)).item(), "loss_raxel": (se_r.sum() / n_r.sum().clamp_min(1)).item()}
+    return loss, parts
+
+
+def timestep_schedule(steps: int, shift: float = 1.0, device=None) -> Tensor:
+    """steps + 1 levels from 1 to 0; shift > 1 spends more steps at high noise (Wan uses 3-5 at high res)."""
+    s = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
+    return (shift * s / (1 + (shift - 1) * s)).float()
+
+
+@torch.no_grad()
+def sample(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, shift: float = 1.0,
+           generator: torch.Generator | None = None, guidance: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Euler sampling of the masked frames; frames outside the mask keep the given clean values throughout.
+
+    video0/raxel0 hold the clean conditioning (values in masked frames are ignored). guidance > 1 applies
+    classifier-free guidance against the prediction with every given frame hidden (replaced by noise, t = 1)."""
+    mv = mask.video[:, None, :, None, None]
+    mr = mask.raxel[:, None, :, None, None]
+    xv = torch.where(mv, torch.randn(video0.shape, generator=generator, dtype=video0.dtype, device=video0.device), video0)
+    xr = torch.where(mr, torch.randn(raxel0.shape, generator=generator, dtype=raxel0.dtype, device=raxel0.device), raxel0)
+    if guidance != 1.0:
+        uv = torch.randn(video0.shape, generator=generator, dtype=video0.dtype, device=video0.device)
+        ur = torch.randn(raxel0.shape, generator=generator, dtype=raxel0.dtype, device=raxel0.device)
+    levels = timestep_schedule(steps, shift, video0.device)
+    for i in range(steps):
+        t, t_next = levels[i].item(), levels[i + 1].item()
+        tv = mask.video.to(xv.dtype) * t
+        tr = mask.raxel.to(xr.dtype) * t
+        pv, pr = model(xv, xr, tv, tr)
+        if guidance != 1.0:
+            # Unconditional: given frames replaced by fixed noise at t = 1 (the unconditional task of training).
+            gv = torch.where(mv, xv, uv)
+            gr = torch.where(mr, xr, ur)
+            qv, qr = model(gv, gr, torch.where(mask.video, tv, torch.ones_like(tv)), torch.where(mask.raxel, tr, torch.ones_like(tr)))
+            pv, pr = qv + guidance * (pv - qv), qr + guidance * (pr - qr)
+        xv = torch.where(mv, xv + (t_next - t) * pv, xv)
+        xr = torch.where(mr, xr + (t_next - t) * pr, xr)
+    return xv, xr

@@ -1,0 +1,214 @@
+"""RaxelsDiT: a video stream and a raxel stream of diffusers Wan 2.1 blocks, joined by Decoupled Self-Cross Attention.
+
+Each layer: self-attention within each stream (3D RoPE), then cross-attention between the streams (video queries
+attend to raxel keys and raxel queries to video keys, RoPE on both sides so a raxel token meets the video token
+of its own pixel at zero relative offset), then each stream's FFN. Both streams are modulated by per-token
+timestep embeddings (AdaLN, as Wan 2.2 TI2V), so any token can be clean (t = 0) or noised.
+
+The raxel stream has its own weights and may be narrower than the video stream (the paper's 6B ray branch beside
+Wan 14B): its cross-attention projects keys/values from the other stream's width.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.normalization import FP32LayerNorm
+from diffusers.models.transformers.transformer_wan import WanTransformerBlock
+from torch import Tensor, nn
+
+from .rope import apply_rope, grid_positions, resampled_axis, rope_cos_sin
+
+Rope = tuple[Tensor, Tensor]
+
+
+class RaxelsAttnProcessor:
+    """Wan's attention (RMS-normed q/k, SDPA) with separate RoPE for queries and keys."""
+
+    def __call__(self, attn, hidden_states: Tensor, context: Tensor | None, rope_q: Rope | None, rope_k: Rope | None):
+        context = hidden_states if context is None else context
+        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1))
+        k = attn.norm_k(attn.to_k(context)).unflatten(2, (attn.heads, -1))
+        v = attn.to_v(context).unflatten(2, (attn.heads, -1))
+        if rope_q is not None:
+            q = apply_rope(q, *rope_q)
+        if rope_k is not None:
+            k = apply_rope(k, *rope_k)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = out.transpose(1, 2).flatten(2, 3).type_as(q)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+class StreamBlock(WanTransformerBlock):
+    """One stream's Wan 2.1 block, its three stages callable apart so two streams can interleave them."""
+
+    def __init__(self, dim: int, ffn_dim: int, heads: int, other_dim: int, eps: float = 1e-6):
+        super().__init__(dim, ffn_dim, heads, "rms_norm_across_heads", True, eps)
+        if other_dim != dim:
+            self.attn2.to_k = nn.Linear(other_dim, dim)
+            self.attn2.to_v = nn.Linear(other_dim, dim)
+        self.proc = RaxelsAttnProcessor()
+
+    def modulation(self, temb: Tensor) -> tuple[Tensor, ...]:
+        """temb [B, N, 6, dim] -> six [B, N, dim] shift/scale/gate terms."""
+        return tuple(m.squeeze(2) for m in (self.scale_shift_table.unsqueeze(0) + temb.float()).chunk(6, dim=2))
+
+    def self_attention(self, h: Tensor, mod: tuple[Tensor, ...], rope: Rope) -> Tensor:
+        shift, scale, gate = mod[:3]
+        x = (self.norm1(h.float()) * (1 + scale) + shift).type_as(h)
+        return (h.float() + self.proc(self.attn1, x, None, rope, rope) * gate).type_as(h)
+
+    def cross_attention(self, h: Tensor, other: Tensor, rope_q: Rope, rope_k: Rope) -> Tensor:
+        x = self.norm2(h.float()).type_as(h)
+        return h + self.proc(self.attn2, x, other, rope_q, rope_k)
+
+    def feed_forward(self, h: Tensor, mod: tuple[Tensor, ...]) -> Tensor:
+        shift, scale, gate = mod[3:]
+        x = (self.norm3(h.float()) * (1 + scale) + shift).type_as(h)
+        return (h.float() + self.ffn(x).float() * gate).type_as(h)
+
+
+class RaxelsBlock(nn.Module):
+    """Decoupled Self-Cross Attention over the two streams, then FFN."""
+
+    def __init__(self, dim: int, ffn_dim: int, heads: int, ray_dim: int, ray_ffn_dim: int, ray_heads: int):
+        super().__init__()
+        self.video = StreamBlock(dim, ffn_dim, heads, other_dim=ray_dim)
+        self.raxel = StreamBlock(ray_dim, ray_ffn_dim, ray_heads, other_dim=dim)
+
+    def forward(self, hv: Tensor, hr: Tensor, temb_v: Tensor, temb_r: Tensor, rope_v: Rope, rope_r: Rope, rope_rv: Rope, rope_vr: Rope):
+        mv, mr = self.video.modulation(temb_v), self.raxel.modulation(temb_r)
+        hv = self.video.self_attention(hv, mv, rope_v)
+        hr = self.raxel.self_attention(hr, mr, rope_r)
+        # Both cross-attentions read the other stream after its self-attention: the order of streams is symmetric.
+        hv, hr = (
+            self.video.cross_attention(hv, hr, rope_v, rope_rv),
+            self.raxel.cross_attention(hr, hv, rope_r, rope_vr),
+        )
+        return self.video.feed_forward(hv, mv), self.raxel.feed_forward(hr, mr)
+
+
+class StreamIO(nn.Module):
+    """Patch embedding, per-token timestep embedding and the output head of one stream."""
+
+    def __init__(self, in_channels: int, dim: int, patch_size: tuple[int, int, int], freq_dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.patch_size = tuple(patch_size)
+        self.patch_embedding = nn.Conv3d(in_channels, dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.timesteps_proj = Timesteps(freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedder = TimestepEmbedding(freq_dim, dim)
+        self.time_proj = nn.Linear(dim, 6 * dim)
+        self.norm_out = FP32LayerNorm(dim, eps, elementwise_affine=False)
+        self.proj_out = nn.Linear(dim, in_channels * math.prod(self.patch_size))
+        self.scale_shift_table = nn.Parameter(torch.randn(1, 2, dim) / dim**0.5)
+        # Start from a zero velocity: the first steps do not fight a random output layer.
+        nn.init.zeros_(self.proj_out.weight)
+        nn.init.zeros_(self.proj_out.bias)
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.patch_embedding(x).flatten(2).transpose(1, 2).contiguous()
+
+    def time_embedding(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-token t [B, N] in [0, 1] -> (temb [B, N, dim], modulation [B, N, 6, dim]). Wan's scale: 1000 t."""
+        B, N = t.shape
+        f = self.timesteps_proj(t.flatten() * 1000.0).to(self.time_embedder.linear_1.weight.dtype)
+        temb = self.time_embedder(f)
+        mod = self.time_proj(F.silu(temb))
+        return temb.reshape(B, N, -1), mod.reshape(B, N, 6, -1)
+
+    def head(self, h: Tensor, temb: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        shift, scale = (self.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)
+        h = (self.norm_out(h.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(h)
+        h = self.proj_out(h)
+        B = h.shape[0]
+        (T, H, W), (pt, ph, pw) = grid, self.patch_size
+        h = h.reshape(B, T, H, W, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return h.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+
+def _per_token(t: Tensor, grid: tuple[int, int, int]) -> Tensor:
+    """t as [B], [B, T] (per latent frame) or [B, N] (per token) -> [B, N]."""
+    T, H, W = grid
+    if t.dim() == 1:
+        return t[:, None].expand(-1, T * H * W)
+    if t.shape[1] == T * H * W:
+        return t
+    if t.shape[1] == T:
+        return t[:, :, None].expand(-1, T, H * W).reshape(t.shape[0], -1)
+    raise ValueError(f"timesteps of shape {list(t.shape)} fit neither {T} frames nor {T * H * W} tokens")
+
+
+class RaxelsDiT(ModelMixin, ConfigMixin):
+    """Joint video + raxel denoiser. forward(video, raxels, t_video, t_raxel) -> (velocity_video, velocity_raxel).
+
+    video: [B, C, Tv, h, w] latents, raxels: [B, Cr, Tr, hr, wr] latents (any grid: positions are resampled onto
+    the video grid for RoPE), t_*: [B], [B, T] or [B, tokens] in [0, 1] with 0 = clean.
+    """
+
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["RaxelsBlock"]
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 48,
+        raxel_in_channels: int = 48,
+        patch_size: tuple[int, int, int] = (1, 2, 2),
+        dim: int = 256,
+        heads: int = 4,
+        ffn_dim: int = 768,
+        num_layers: int = 6,
+        ray_dim: int = 256,
+        ray_heads: int = 4,
+        ray_ffn_dim: int = 768,
+        freq_dim: int = 256,
+        camera_encoding: str = "raxel",
+    ):
+        super().__init__()
+        if dim % heads or ray_dim % ray_heads:
+            raise ValueError("dim and ray_dim must be divisible by their head counts")
+        if camera_encoding not in ("raxel", "plucker"):
+            raise ValueError(f"camera_encoding must be 'raxel' or 'plucker', got {camera_encoding!r}")
+        self.video_io = StreamIO(in_channels, dim, patch_size, freq_dim)
+        self.raxel_io = StreamIO(raxel_in_channels, ray_dim, patch_size, freq_dim)
+        self.blocks = nn.ModuleList(
+            [RaxelsBlock(dim, ffn_dim, heads, ray_dim, ray_ffn_dim, ray_heads) for _ in range(num_layers)]
+        )
+        self.gradient_checkpointing = False
+
+    def _grids(self, video: Tensor, raxels: Tensor):
+        pt, ph, pw = self.config.patch_size
+        gv = (video.shape[2] // pt, video.shape[3] // ph, video.shape[4] // pw)
+        gr = (raxels.shape[2] // pt, raxels.shape[3] // ph, raxels.shape[4] // pw)
+        return gv, gr
+
+    def _ropes(self, gv, gr, device):
+        dev = device
+        pos_v = grid_positions(*(torch.arange(n, device=dev) for n in gv))
+        # Raxel frame f describes video frame f; the video grid may be temporally/spatially compressed.
+        pos_r = grid_positions(*(resampled_axis(n, m, dev) for n, m in zip(gr, gv)))
+        hd_v = self.config.dim // self.config.heads
+        hd_r = self.config.ray_dim // self.config.ray_heads
+        return (
+            rope_cos_sin(pos_v, hd_v), rope_cos_sin(pos_r, hd_r),
+            rope_cos_sin(pos_r, hd_v),  # raxel keys seen by video queries
+            rope_cos_sin(pos_v, hd_r),  # video keys seen by raxel queries
+        )
+
+    def forward(self, video: Tensor, raxels: Tensor, t_video: Tensor, t_raxel: Tensor) -> tuple[Tensor, Tensor]:
+        gv, gr = self._grids(video, raxels)
+        ropes = self._ropes(gv, gr, video.device)
+        hv, hr = self.video_io.embed(video), self.raxel_io.embed(raxels)
+        temb_v, mod_v = self.video_io.time_embedding(_per_token(t_video.to(video.dtype), gv))
+        temb_r, mod_r = self.raxel_io.time_embedding(_per_token(t_raxel.to(video.dtype), gr))
+        for block in self.blocks:
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                hv, hr = self._gradient_checkpointing_func(block, hv, hr, mod_v, mod_r, *ropes)
+            else:
+                hv, hr = block(hv, hr, mod_v, mod_r, *ropes)
+        return self.video_io.head(hv, temb_v, gv), self.raxel_io.head(hr, temb_r, gr)

@@ -1,0 +1,49 @@
+"""3D rotary position embedding at arbitrary (fractional) token positions, in the layout of diffusers Wan.
+
+Wan looks its RoPE up in an integer table; raxel tokens need the position of the video pixel they describe,
+which is fractional when the two streams have different latent grids (temporal or spatial compression), so the
+angles are computed from positions directly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def axis_dims(head_dim: int) -> tuple[int, int, int]:
+    """Split of the head dimension over (t, h, w), as in Wan: h and w get 2*(d//6) each, t the rest."""
+    hw = 2 * (head_dim // 6)
+    return head_dim - 2 * hw, hw, hw
+
+
+def rope_cos_sin(pos: Tensor, head_dim: int, theta: float = 10000.0) -> tuple[Tensor, Tensor]:
+    """Token positions [N, 3] (t, h, w) -> (cos, sin) [1, N, 1, head_dim], interleaved pairs as Wan."""
+    parts_cos, parts_sin = [], []
+    for axis, dim in enumerate(axis_dims(head_dim)):
+        inv = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64, device=pos.device)[: dim // 2] / dim)
+        ang = pos[:, axis : axis + 1].double() * inv[None]
+        parts_cos.append(ang.cos().repeat_interleave(2, dim=-1))
+        parts_sin.append(ang.sin().repeat_interleave(2, dim=-1))
+    cos = torch.cat(parts_cos, -1)[None, :, None, :].float()
+    sin = torch.cat(parts_sin, -1)[None, :, None, :].float()
+    return cos, sin
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x [B, N, heads, d] rotated pairwise (x0, x1) by the angles of each token."""
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    c, s = cos[..., 0::2], sin[..., 1::2]
+    out = torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2)
+    return out.type_as(x)
+
+
+def grid_positions(t_pos: Tensor, h_pos: Tensor, w_pos: Tensor) -> Tensor:
+    """1D positions along each axis -> [T*H*W, 3] positions of the token grid (t slowest, w fastest)."""
+    t, h, w = torch.meshgrid(t_pos.double(), h_pos.double(), w_pos.double(), indexing="ij")
+    return torch.stack([t, h, w], -1).reshape(-1, 3)
+
+
+def resampled_axis(n: int, n_ref: int, device=None) -> Tensor:
+    """Positions of n cells spread over the same extent as n_ref cells at 0..n_ref-1 (centre-aligned)."""
+    return (torch.arange(n, dtype=torch.float64, device=device) + 0.5) * (n_ref / n) - 0.5

@@ -1,0 +1,261 @@
+"""Training loop (accelerate): one process on a CPU up to DDP/FSDP under `accelerate launch` or `torchrun`.
+
+Every random choice of step s (clips, tasks, noise levels, noise) comes from a generator seeded by (seed, s) and
+is drawn for the whole global batch on every rank; each rank then takes its slice. So a resumed run replays
+exactly, and N processes see the same global batch as one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+from .codec import PixelCodec
+from .data.batches import synthrooms_batch
+from .data.synthrooms import SynthRoomsConfig
+from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
+from .io.atomic import atomic_path
+from .model import build_model, model_config
+
+CKPT_NAME = "checkpoint.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    model: str = "tiny"
+    data: str = "synthrooms"
+    camera_encoding: str = "raxel"  # or "plucker" (the ablation)
+    frames: int = 8
+    frames_choices: tuple[int, ...] = ()  # if set, each step draws its clip length from these
+    height: int = 64
+    width: int = 64
+    codec_factor: int = 4
+    batch_size: int = 4  # global, over all processes
+    steps: int = 2000
+    lr: float = 3e-4
+    warmup: int = 50
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    task_probs: tuple[float, float, float, float] = (0.35, 0.25, 0.3, 0.1)  # TASKS order
+    cond_frames: int = 1
+    seed: int = 0
+    out: str = "runs/tiny"
+    ckpt_every: int = 250
+    log_every: int = 10
+    clip_seeds: tuple[int, ...] = ()  # train on these clips only (overfitting tests); empty: fresh clips
+    model_overrides: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
+        return cls(**d)
+
+
+PRESETS = {
+    # `make checkpoint`: the shipped tiny model.
+    # 32x32 clips of 4, 8 or 16 frames: about 80 minutes on a 2-core CPU.
+    "checkpoint": dict(steps=3600, batch_size=8, frames_choices=(4, 8, 16), height=32, width=32, lr=4e-4,
+                       warmup=100, ckpt_every=200, out="runs/checkpoint"),
+}
+
+
+def build(cfg: TrainConfig):
+    channels = 3 if cfg.camera_encoding == "raxel" else 6
+    codec = PixelCodec(cfg.codec_factor)
+    mcfg = model_config(
+        cfg.model,
+        in_channels=codec.latent_channels(3),
+        raxel_in_channels=codec.latent_channels(channels),
+        camera_encoding=cfg.camera_encoding,
+        **cfg.model_overrides,
+    )
+    return build_model(mcfg), codec
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def step_frames(cfg: TrainConfig, step: int) -> int:
+    if not cfg.frames_choices:
+        return cfg.frames
+    g = step_generator(cfg.seed + 7919, step)
+    return cfg.frames_choices[int(torch.randint(len(cfg.frames_choices), (1,), generator=g))]
+
+
+def latent_shapes(cfg: TrainConfig, codec, frames: int):
+    channels = 3 if cfg.camera_encoding == "raxel" else 6
+    h, w = cfg.height // codec.spatial_factor, cfg.width // codec.spatial_factor
+    return (
+        (codec.latent_channels(3), codec.latent_frames(frames), h, w),
+        (codec.latent_channels(channels), frames, h, w),
+    )
+
+
+def draw_step(cfg: TrainConfig, step: int, latent_shapes) -> dict:
+    """All randomness of one global step."""
+    g = step_generator(cfg.seed, step)
+    B = cfg.batch_size
+    if cfg.clip_seeds:
+        idx = torch.randint(len(cfg.clip_seeds), (B,), generator=g)
+        seeds = [cfg.clip_seeds[i] for i in idx.tolist()]
+    else:
+        seeds = torch.randint(0, 2**31 - 1, (B,), generator=g).tolist()
+    tasks = torch.multinomial(torch.tensor(cfg.task_probs), B, replacement=True, generator=g).tolist()
+    (cv, tv_, hv, wv), (cr, tr_, hr, wr) = latent_shapes
+    return {
+        "seeds": seeds,
+        "tasks": [TASKS[i] for i in tasks],
+        "t_video": sample_train_t(B, g),
+        "t_raxel": sample_train_t(B, g),
+        "eps_video": torch.randn(B, cv, tv_, hv, wv, generator=g),
+        "eps_raxel": torch.randn(B, cr, tr_, hr, wr, generator=g),
+    }
+
+
+def masks_for(tasks: list[str], tv: int, tr: int, cond: int) -> TaskMask:
+    ms = [task_mask(t, 1, tv, tr, cond_video=cond) for t in tasks]
+    return TaskMask(torch.cat([m.video for m in ms]), torch.cat([m.raxel for m in ms]))
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    prog = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog))))
+
+
+# ---- checkpoints: one safetensors file, written under a temporary name and renamed ----
+
+
+def save_checkpoint(path: Path, model, ema: dict, opt, step: int, cfg: TrainConfig) -> None:
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.contiguous() for k, v in ema.items()})
+    sd = opt.state_dict()
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    meta = {
+        "step": str(step),
+        "train_config": json.dumps(asdict(cfg)),
+        "model_config": json.dumps(dict(model.config)),
+        "param_groups": json.dumps(sd["param_groups"]),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_checkpoint(path: Path):
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    return load_file(str(path)), meta
+
+
+def restore(path: Path, model, ema: dict, opt) -> int:
+    tensors, meta = load_checkpoint(path)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    for k in ema:
+        ema[k].copy_(tensors[f"ema.{k}"])
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, idx, name = k.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["step"])
+
+
+def export_model(folder: Path, model, ema: dict) -> None:
+    """The EMA weights as a diffusers folder (config.json + safetensors), written whole or not at all."""
+    export = copy.deepcopy(model)
+    export.load_state_dict(ema)
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    export.save_pretrained(tmp, safe_serialization=True)
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    from accelerate import Accelerator
+
+    torch.manual_seed(cfg.seed)  # model init
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    model, codec = build(cfg)
+    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    out = Path(cfg.out)
+    ckpt = out / CKPT_NAME
+    start = 0
+    if resume and ckpt.is_file():
+        start = restore(ckpt, model, ema, opt)
+    model, opt = accelerator.prepare(model, opt)
+    raw = accelerator.unwrap_model(model)
+
+    n, rank = accelerator.num_processes, accelerator.process_index
+    if cfg.batch_size % n:
+        raise ValueError(f"global batch {cfg.batch_size} is not divisible by {n} processes")
+    per = cfg.batch_size // n
+    sl = slice(rank * per, (rank + 1) * per)
+    log_path = out / "train_log.jsonl"
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    history = []
+    t0 = time.perf_counter()
+    model.train()
+    for step in range(start, cfg.steps):
+        frames = step_frames(cfg, step)
+        shapes = latent_shapes(cfg, codec, frames)
+        d = draw_step(cfg, step, shapes)
+        scfg = SynthRoomsConfig(frames=frames, height=cfg.height, width=cfg.width)
+        batch = synthrooms_batch(d["seeds"][sl], scfg, cfg.camera_encoding)
+        video0 = codec.encode_video(batch.frames)
+        raxel0 = codec.encode_raxels(batch.camera_images)
+        mask = masks_for(d["tasks"][sl], shapes[0][1], shapes[1][1], cfg.cond_frames)
+        loss, parts = flow_matching_loss(
+            model, video0, raxel0, mask, d["t_video"][sl], d["t_raxel"][sl], d["eps_video"][sl], d["eps_raxel"][sl]
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            for k, v in raw.state_dict().items():
+                ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
+        global_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+        history.append(global_loss)
+        done = step + 1
+        if accelerator.is_main_process and (done % cfg.log_every == 0 or done == cfg.steps):
+            rec = {"step": done, "loss": global_loss, **parts, "lr": lr_at(cfg, step),
+                   "elapsed_s": round(time.perf_counter() - t0, 2)}
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if progress:
+                print(json.dumps(rec), flush=True)
+        if accelerator.is_main_process and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+            save_checkpoint(ckpt, raw, ema, opt, done, cfg)
+        accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        export_model(out / "model", raw, ema)
+    return {"losses": history, "model": raw, "ema": ema}
