@@ -34,6 +34,11 @@ def train(
     steps: int = typer.Option(None, help="Optimisation steps."),
     batch_size: int = typer.Option(None, help="Global batch size."),
     frames: int = typer.Option(None, help="Frames per clip."),
+    height: int = typer.Option(None, help="Frame height."),
+    width: int = typer.Option(None, help="Frame width."),
+    lr: float = typer.Option(None, help="Peak learning rate."),
+    log_every: int = typer.Option(None, help="Steps between log lines."),
+    ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
     out: Path = typer.Option(None, help="Run folder (checkpoint, log, exported model)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
@@ -47,7 +52,9 @@ def train(
         raise InputError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
     values = dict(PRESETS.get(preset, {}))
     values.update(model=config, data=data, camera_encoding=camera_encoding, seed=seed)
-    for k, v in (("steps", steps), ("batch_size", batch_size), ("frames", frames), ("out", out)):
+    opts = dict(steps=steps, batch_size=batch_size, frames=frames, height=height, width=width, lr=lr,
+                log_every=log_every, ckpt_every=ckpt_every, out=out)
+    for k, v in opts.items():
         if v is not None:
             values[k] = str(v) if k == "out" else v
     try:

@@ -81,8 +81,9 @@ class WanVAECodec(LatentCodec):
 
     def __init__(self, vae):
         self.vae = vae.eval().requires_grad_(False)
-        self.spatial_factor = int(vae.config.scale_factor_spatial)
-        self.temporal_factor = int(vae.config.scale_factor_temporal)
+        # Derived from the architecture, not the config's scale_factor_* fields, which nothing checks.
+        self.spatial_factor = 2 ** (len(vae.config.dim_mult) - 1)
+        self.temporal_factor = 2 ** sum(bool(b) for b in vae.config.temperal_downsample)
         z = vae.config.z_dim
         self.mean = torch.tensor(vae.config.latents_mean[:z]).view(1, z, 1, 1, 1)
         self.std = torch.tensor(vae.config.latents_std[:z]).view(1, z, 1, 1, 1)

@@ -243,7 +243,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
             for k, v in raw.state_dict().items():
                 ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
-        global_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+        stats = torch.tensor([loss.item(), parts["loss_video"], parts["loss_raxel"]])
+        global_loss, parts["loss_video"], parts["loss_raxel"] = accelerator.reduce(stats, reduction="mean").tolist()
         history.append(global_loss)
         done = step + 1
         if accelerator.is_main_process and (done % cfg.log_every == 0 or done == cfg.steps):

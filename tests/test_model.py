@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from raxels.model import CONFIGS, RaxelsDiT, build_model, count_parameters, model_config
+
+
+@pytest.mark.parametrize("name, lo, hi", [("tiny", 1e6, 20e6), ("wan-1.3b", 1.3e9, 2.0e9), ("wan-14b", 19.5e9, 20.5e9)])
+def test_parameter_counts_on_meta_device(name, lo, hi):
+    m = build_model(model_config(name), "meta")
+    n = count_parameters(m)
+    assert lo <= n <= hi, n
+    if name == "wan-14b":
+        video = sum(p.numel() for k, p in m.named_parameters() if ".raxel." not in k and not k.startswith("raxel_io"))
+        assert 13e9 < video < 15e9  # the Wan 2.1 14B video stream; the rest is the ray branch
+
+
+def _small(**kw):
+    torch.manual_seed(0)
+    cfg = model_config("tiny", dim=64, heads=2, ffn_dim=128, num_layers=2, ray_dim=32, ray_heads=2, ray_ffn_dim=64, **kw)
+    m = build_model(cfg)
+    for p in m.parameters():  # the output layer starts at zero; give it weights so outputs depend on inputs
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.02)
+    return m
+
+
+def test_forward_shapes_with_different_grids():
+    m = _small()
+    v, r = torch.randn(2, 48, 3, 8, 8), torch.randn(2, 48, 9, 4, 4)  # compressed video grid vs per-camera grid
+    pv, pr = m(v, r, torch.rand(2), torch.rand(2, 9))
+    assert pv.shape == v.shape and pr.shape == r.shape
+
+
+def test_per_token_timesteps_change_only_what_they_should():
+    m = _small().eval()
+    v, r = torch.randn(1, 48, 4, 8, 8), torch.randn(1, 48, 4, 8, 8)
+    tv = torch.full((1, 4), 0.5)
+    base = m(v, r, tv, tv)
+    tv2 = tv.clone()
+    tv2[0, 2] = 0.0  # one frame becomes clean
+    alt = m(v, r, tv2, tv)
+    assert not torch.allclose(base[0], alt[0])
+    # Per-token form equals per-frame form.
+    tok = tv2[:, :, None].expand(1, 4, 16).reshape(1, -1)
+    same = m(v, r, tok, tv)
+    assert torch.allclose(same[0], alt[0], atol=1e-6)
+    with pytest.raises(ValueError, match="timesteps"):
+        m(v, r, torch.rand(1, 3), tv)
+
+
+def test_streams_exchange_information():
+    """Video output depends on raxel input and vice versa (the cross-attention is wired)."""
+    m = _small().eval()
+    v, r, t = torch.randn(1, 48, 2, 8, 8), torch.randn(1, 48, 2, 8, 8), torch.rand(1)
+    a = m(v, r, t, t)
+    b = m(v, r + 1.0, t, t)
+    c = m(v + 1.0, r, t, t)
+    assert not torch.allclose(a[0], b[0]) and not torch.allclose(a[1], c[1])
+
+
+def test_gradients_reach_both_streams():
+    m = _small()
+    pv, pr = m(torch.randn(1, 48, 2, 8, 8), torch.randn(1, 48, 2, 8, 8), torch.rand(1), torch.rand(1))
+    (pv.square().mean() + pr.square().mean()).backward()
+    for name in ("blocks.0.video.attn1.to_q.weight", "blocks.0.raxel.attn2.to_k.weight", "raxel_io.patch_embedding.weight"):
+        assert dict(m.named_parameters())[name].grad.abs().sum() > 0, name
+
+
+def test_save_and_load_pretrained(tmp_path):
+    m = _small().eval()
+    m.save_pretrained(tmp_path / "m")
+    m2 = RaxelsDiT.from_pretrained(tmp_path / "m").eval()
+    x = (torch.randn(1, 48, 2, 8, 8), torch.randn(1, 48, 2, 8, 8), torch.rand(1), torch.rand(1))
+    assert torch.equal(m(*x)[0], m2(*x)[0])
+
+
+def test_plucker_variant_takes_six_channel_maps():
+    m = _small(raxel_in_channels=96, camera_encoding="plucker")
+    pv, pr = m(torch.randn(1, 48, 2, 8, 8), torch.randn(1, 96, 2, 8, 8), torch.rand(1), torch.rand(1))
+    assert pr.shape == (1, 96, 2, 8, 8)
+    with pytest.raises(ValueError, match="camera_encoding"):
+        model_config("tiny", camera_encoding="bogus") and build_model(model_config("tiny", camera_encoding="bogus"), "meta")
+
+
+def test_unknown_config():
+    with pytest.raises(ValueError, match="unknown model config"):
+        model_config("huge")
+    assert set(CONFIGS) == {"tiny", "wan-1.3b", "wan-14b"}
