@@ -1,0 +1,1 @@
+"""Evaluation: pose metrics, video metrics."""

@@ -1,0 +1,22 @@
+"""Video metrics on frames in [-1, 1]: PSNR and SSIM (torchmetrics), computed per frame on [0, 1] images."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def psnr(pred: Tensor, target: Tensor) -> float:
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    p, t = ((pred.flatten(0, -4).float() + 1) / 2).clamp(0, 1), ((target.flatten(0, -4).float() + 1) / 2).clamp(0, 1)
+    return peak_signal_noise_ratio(p, t, data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)).item()
+
+
+def ssim(pred: Tensor, target: Tensor) -> float:
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    p, t = ((pred.flatten(0, -4).float() + 1) / 2).clamp(0, 1), ((target.flatten(0, -4).float() + 1) / 2).clamp(0, 1)
+    # The 11-px Gaussian window does not fit tiny frames: shrink it to the image.
+    k = min(11, (min(p.shape[-2:]) // 2) * 2 - 1)
+    return structural_similarity_index_measure(p, t, data_range=1.0, kernel_size=k).item()

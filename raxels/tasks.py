@@ -1,0 +1,199 @@
+"""The three tasks and the self-consistency test, as plain functions over a pipeline (model + codec).
+
+Each task only builds a `TaskMask` and calls the one sampler in `flow.py`:
+  estimate: video clean -> raxels sampled -> cameras;
+  generate: input frames + raxels clean -> remaining video sampled;
+  joint:    input frames (+ their cameras if intrinsics are given) clean -> video and raxels sampled.
+All cameras returned are canonical (first camera = identity, farthest centre at distance 1), intrinsics in pixels
+of the pipeline's frame size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .cameras import Cameras, canonicalise, intrinsics, rt_to_matrix
+from .codec import LatentCodec, PixelCodec
+from .data.batches import camera_images
+from .errors import InputError
+from .flow import TaskMask, sample, task_mask
+from .model import RaxelsDiT
+from .raxels import raxels_to_cameras
+
+PIPELINE_FILE = "pipeline.json"
+
+
+@dataclass
+class PipelineConfig:
+    height: int = 32
+    width: int = 32
+    codec: str = "pixel"
+    codec_factor: int = 4
+    camera_encoding: str = "raxel"
+    shift: float = 1.0  # sampler timestep shift
+    train_frames: tuple[int, ...] = (8,)
+
+
+@dataclass
+class Pipeline:
+    model: RaxelsDiT
+    codec: LatentCodec
+    cfg: PipelineConfig
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "Pipeline":
+        folder = Path(folder)
+        if not (folder / PIPELINE_FILE).is_file() or not (folder / "config.json").is_file():
+            raise InputError(f"{folder}: not a raxels model folder ({PIPELINE_FILE} or config.json missing)")
+        d = json.loads((folder / PIPELINE_FILE).read_text())
+        d["train_frames"] = tuple(d.get("train_frames", (8,)))
+        cfg = PipelineConfig(**d)
+        if cfg.codec != "pixel":
+            raise InputError(f"{folder}: codec {cfg.codec!r} needs its VAE folder; only 'pixel' is bundled")
+        model = RaxelsDiT.from_pretrained(folder).eval()
+        return cls(model, PixelCodec(cfg.codec_factor), cfg)
+
+
+def write_pipeline_config(folder: str | Path, cfg: PipelineConfig) -> None:
+    Path(folder, PIPELINE_FILE).write_text(json.dumps(asdict(cfg), indent=2))
+
+
+def _check_frames(pipe: Pipeline, video: Tensor, what: str) -> Tensor:
+    if video.dim() == 4:
+        video = video[None]
+    if video.dim() != 5 or video.shape[2] != 3:
+        raise ValueError(f"{what} must be [B,F,3,H,W] or [F,3,H,W], got {list(video.shape)}")
+    if tuple(video.shape[-2:]) != (pipe.cfg.height, pipe.cfg.width):
+        raise ValueError(f"{what} is {video.shape[-1]}x{video.shape[-2]} but the model works at "
+                         f"{pipe.cfg.width}x{pipe.cfg.height}; resize first (raxels.data.clips.resize_clip)")
+    if not torch.isfinite(video).all():
+        raise ValueError(f"{what} contains NaN or inf")
+    return video.float()
+
+
+def _latent_grid(pipe: Pipeline) -> tuple[int, int]:
+    s = pipe.codec.spatial_factor
+    return pipe.cfg.height // s, pipe.cfg.width // s
+
+
+def _camera_latents(pipe: Pipeline, cams: Cameras) -> Tensor:
+    return pipe.codec.encode_raxels(camera_images(cams.to(torch.float64), pipe.cfg.camera_encoding).float())
+
+
+def _run(pipe: Pipeline, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, generator) -> tuple[Tensor, Tensor]:
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    return sample(pipe.model, video0, raxel0, mask, steps, pipe.cfg.shift, generator)
+
+
+def _decode_cameras(pipe: Pipeline, raxel_latents: Tensor) -> tuple[Cameras, Tensor]:
+    if pipe.cfg.camera_encoding != "raxel":
+        from .plucker import plucker_to_cameras
+
+        maps = pipe.codec.decode_raxels(raxel_latents)
+        return plucker_to_cameras(maps.double()), maps
+    raxels = pipe.codec.decode_raxels(raxel_latents).clamp(-1, 1)
+    return raxels_to_cameras(raxels.double()), raxels
+
+
+@torch.no_grad()
+def estimate_trajectory(pipe: Pipeline, video: Tensor, steps: int = 2, generator: torch.Generator | None = None):
+    """video [B,F,3,H,W] in [-1, 1] -> (canonical Cameras, decoded raxel images [B,F,3,H,W])."""
+    video = _check_frames(pipe, video, "video")
+    B, F = video.shape[:2]
+    v0 = pipe.codec.encode_video(video)
+    h, w = _latent_grid(pipe)
+    channels = 3 if pipe.cfg.camera_encoding == "raxel" else 6
+    r0 = torch.zeros(B, pipe.codec.latent_channels(channels), F, h, w)
+    mask = task_mask("estimate", B, v0.shape[2], F)
+    _, r = _run(pipe, v0, r0, mask, steps, generator)
+    return _decode_cameras(pipe, r)
+
+
+def _video_latents_with_inputs(pipe: Pipeline, images: Tensor, num_frames: int) -> tuple[Tensor, int]:
+    """Latents of a clip whose first k frames are `images` (the rest blank), and how many latent frames the
+    images fill completely (those are given clean)."""
+    B, k = images.shape[:2]
+    if not 1 <= k < num_frames:
+        raise ValueError(f"need between 1 and {num_frames - 1} input images, got {k}")
+    clip = torch.zeros(B, num_frames, 3, pipe.cfg.height, pipe.cfg.width)
+    clip[:, :k] = images
+    v0 = pipe.codec.encode_video(clip)
+    # Latent 0 holds frame 0; latent j >= 1 holds frames (j-1)*tf+1 .. j*tf.
+    return v0, 1 + (k - 1) // pipe.codec.temporal_factor
+
+
+@torch.no_grad()
+def generate_video(pipe: Pipeline, images: Tensor, cameras: Cameras, steps: int = 20,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Input image(s) [B,k,3,H,W] + a trajectory of F cameras (any world frame) -> video [B,F,3,H,W]."""
+    images = _check_frames(pipe, images, "images")
+    if (cameras.height, cameras.width) != (pipe.cfg.height, pipe.cfg.width):
+        cameras = cameras.resized(pipe.cfg.height, pipe.cfg.width)
+    canon, _ = canonicalise(cameras.to(torch.float64))
+    B, F = images.shape[0], canon.c2w.shape[1]
+    if canon.c2w.shape[0] not in (1, B):
+        raise ValueError(f"{canon.c2w.shape[0]} trajectories for {B} image sets")
+    r0 = _camera_latents(pipe, canon).expand(B, -1, -1, -1, -1)
+    v0, cond = _video_latents_with_inputs(pipe, images, F)
+    mask = task_mask("generate", B, v0.shape[2], F, cond_video=cond)
+    v, _ = _run(pipe, v0, r0, mask, steps, generator)
+    return pipe.codec.decode_video(v, F).clamp(-1, 1)
+
+
+def default_intrinsics(height: int, width: int, hfov_deg: float = 75.0) -> Tensor:
+    f = width / 2 / math.tan(math.radians(hfov_deg) / 2)
+    return intrinsics(torch.tensor(f), torch.tensor(f), torch.tensor(width / 2), torch.tensor(height / 2)).double()
+
+
+@torch.no_grad()
+def generate_joint(pipe: Pipeline, images: Tensor, num_frames: int, steps: int = 20, K: Tensor | None = None,
+                   generator: torch.Generator | None = None) -> tuple[Tensor, Cameras, Tensor]:
+    """Input image(s) [B,k,3,H,W] -> (video [B,F,3,H,W], canonical Cameras, decoded raxels).
+
+    With intrinsics K (pixels, [3,3]) the first camera (identity pose) is given clean; without, it is sampled too
+    and the model infers the intrinsics."""
+    images = _check_frames(pipe, images, "images")
+    B = images.shape[0]
+    v0, cond = _video_latents_with_inputs(pipe, images, num_frames)
+    h, w = _latent_grid(pipe)
+    channels = 3 if pipe.cfg.camera_encoding == "raxel" else 6
+    r0 = torch.zeros(B, pipe.codec.latent_channels(channels), num_frames, h, w)
+    cond_raxel = 0
+    if K is not None:
+        first = Cameras(K.double().expand(B, 1, 3, 3), rt_to_matrix(torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)).expand(B, 1, 4, 4),
+                        pipe.cfg.height, pipe.cfg.width)
+        r0[:, :, :1] = _camera_latents(pipe, first)
+        cond_raxel = 1
+    mask = task_mask("joint", B, v0.shape[2], num_frames, cond_video=cond, cond_raxel=cond_raxel)
+    v, r = _run(pipe, v0, r0, mask, steps, generator)
+    cams, raxels = _decode_cameras(pipe, r)
+    return pipe.codec.decode_video(v, num_frames).clamp(-1, 1), cams, raxels
+
+
+@torch.no_grad()
+def self_consistency(pipe: Pipeline, video: Tensor, estimate_steps: int = 2, generate_steps: int = 20,
+                     generator: torch.Generator | None = None) -> dict:
+    """Closed loop: estimate V's poses, regenerate V' along them from V's first frame, compare V with V' (PSNR,
+    SSIM) and V's estimated poses with V''s (pairwise rotation error, RRA@15, AUC@30)."""
+    from .eval.pose import pose_metrics
+    from .eval.video import psnr, ssim
+
+    video = _check_frames(pipe, video, "video")
+    cams, raxels = estimate_trajectory(pipe, video, estimate_steps, generator)
+    regen = generate_video(pipe, video[:, :1], cams, generate_steps, generator)
+    cams2, _ = estimate_trajectory(pipe, regen, estimate_steps, generator)
+    pm = pose_metrics(cams2.c2w, cams.c2w)
+    later = slice(1, None)  # frame 0 is given, not generated
+    return {
+        "cameras": cams, "cameras_regenerated": cams2, "raxels": raxels, "video_regenerated": regen,
+        "metrics": {"psnr": psnr(regen[:, later], video[:, later]), "ssim": ssim(regen[:, later], video[:, later]),
+                    "pose_mean_rot_err_deg": pm["mean_rot_err_deg"], "pose_RRA@15": pm["RRA@15"],
+                    "pose_AUC@30": pm["AUC@30"]},
+    }

@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from raxels.cameras import canonicalise, relative_rotation_deg
+from raxels.codec import PixelCodec
+from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
+from raxels.model import build_model, model_config
+from raxels.plucker import cameras_to_plucker, plucker_to_cameras
+from raxels.tasks import (
+    Pipeline, PipelineConfig, estimate_trajectory, generate_joint, generate_video, self_consistency,
+    write_pipeline_config,
+)
+from tests.conftest import random_cameras
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    torch.manual_seed(0)
+    cfg = model_config("tiny", dim=64, heads=2, ffn_dim=128, num_layers=1, ray_dim=64, ray_heads=2, ray_ffn_dim=128)
+    return Pipeline(build_model(cfg).eval(), PixelCodec(4), PipelineConfig(height=32, width=32))
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return synth_clip(3, SynthRoomsConfig(frames=6, height=32, width=32))
+
+
+def test_estimate_returns_canonical_cameras(pipe, clip):
+    cams, raxels = estimate_trajectory(pipe, clip.frames, steps=2, generator=torch.Generator().manual_seed(0))
+    assert cams.c2w.shape == (1, 6, 4, 4) and raxels.shape == (1, 6, 3, 32, 32)
+    assert (cams.height, cams.width) == (32, 32)
+
+
+def test_generate_keeps_the_input_frame(pipe, clip):
+    out = generate_video(pipe, clip.frames[None, :1], clip.cameras, steps=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 6, 3, 32, 32)
+    assert torch.allclose(out[0, 0], clip.frames[0], atol=1e-6)  # the pixel codec is exact on given frames
+
+
+def test_joint_with_and_without_intrinsics(pipe, clip):
+    g = torch.Generator().manual_seed(0)
+    v, cams, r = generate_joint(pipe, clip.frames[None, :1], 5, steps=2, generator=g)
+    assert v.shape == (1, 5, 3, 32, 32) and cams.c2w.shape == (1, 5, 4, 4)
+    v, cams, r = generate_joint(pipe, clip.frames[None, :1], 5, steps=2, K=clip.cameras.K[0, 0], generator=g)
+    # The first camera was given clean (identity pose): it decodes back to the identity.
+    assert relative_rotation_deg(cams.R[0, 0].double(), torch.eye(3, dtype=torch.float64)) < 0.5
+    assert torch.allclose(cams.K[0, 0, 0, 0].double(), clip.cameras.K[0, 0, 0, 0].double(), rtol=1e-3)
+
+
+def test_self_consistency_reports_metrics(pipe, clip):
+    res = self_consistency(pipe, clip.frames, 1, 1, generator=torch.Generator().manual_seed(0))
+    assert set(res["metrics"]) == {"psnr", "ssim", "pose_mean_rot_err_deg", "pose_RRA@15", "pose_AUC@30"}
+    assert res["video_regenerated"].shape == (1, 6, 3, 32, 32)
+
+
+def test_bad_inputs(pipe, clip):
+    with pytest.raises(ValueError, match="resize first"):
+        estimate_trajectory(pipe, torch.zeros(4, 3, 16, 16))
+    with pytest.raises(ValueError, match="NaN"):
+        estimate_trajectory(pipe, torch.full((4, 3, 32, 32), float("nan")))
+    with pytest.raises(ValueError, match="input images"):
+        generate_video(pipe, clip.frames[None], clip.cameras)
+
+
+def test_pipeline_save_and_load(pipe, tmp_path):
+    pipe.model.save_pretrained(tmp_path)
+    write_pipeline_config(tmp_path, pipe.cfg)
+    loaded = Pipeline.from_pretrained(tmp_path)
+    assert loaded.cfg == pipe.cfg
+    from raxels.errors import InputError
+
+    with pytest.raises(InputError, match="not a raxels model folder"):
+        Pipeline.from_pretrained(tmp_path / "nope")
+
+
+def test_plucker_decoding_round_trip():
+    cams = canonicalise(random_cameras(2, 4, 24, 32, seed=21))[0]
+    est = plucker_to_cameras(cameras_to_plucker(cams))
+    assert relative_rotation_deg(est.R, cams.R).max() < 0.01
+    assert (est.centres - cams.centres).norm(dim=-1).max() < 1e-4
