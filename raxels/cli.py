@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from .errors import InputError
+from .paths import DEFAULT_MODEL
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Rays as Pixels: videos and camera trajectories.")
 
@@ -18,11 +19,14 @@ def _root() -> None:
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("out/demo"), help="Output folder.")) -> None:
-    """Run all three tasks and the self-consistency test on the embedded defaults."""
+def demo(
+    out: Path = typer.Option(Path("out/demo"), help="Output folder."),
+    model: Path = typer.Option(None, help="Model folder (default: the shipped tiny checkpoint)."),
+) -> None:
+    """Run all three tasks and the self-consistency test on the embedded defaults; writes OUT/report.html."""
     from .demo import run_demo
 
-    run_demo(out)
+    run_demo(out, model or DEFAULT_MODEL)
 
 
 @app.command()
@@ -64,11 +68,173 @@ def train(
         raise InputError(str(e)) from None
 
 
+
+
+def _pipeline(model: Path):
+    from .tasks import Pipeline
+
+    return Pipeline.from_pretrained(model)
+
+
+def _load_video(pipe, path: Path):
+    from .data.clips import resize_frames
+    from .io import read_video
+
+    frames, fps = read_video(path)
+    if frames.shape[0] < 2:
+        raise InputError(f"{path}: need at least 2 frames, got {frames.shape[0]}")
+    return resize_frames(frames, pipe.cfg.height, pipe.cfg.width), frames.shape[-2:], fps
+
+
+def _upscaled(frames, size: int = 128):
+    import torch.nn.functional as F
+
+    s = max(1, size // frames.shape[-1])
+    return F.interpolate(frames, scale_factor=s, mode="nearest") if s > 1 else frames
+
+
+@app.command()
+def estimate(
+    video: Path = typer.Argument(..., help="Input video (mp4)."),
+    out: Path = typer.Option(..., help="Output folder."),
+    model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
+    steps: int = typer.Option(2, help="Denoising steps (2 is best for poses)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Video -> camera trajectory (RealEstate10K txt, transforms.json, COLMAP text, trajectory plot)."""
+    import torch
+
+    from .data.clips import unresize_cameras
+    from .io.atomic import staged_dir
+    from .outputs import write_camera_outputs
+    from .tasks import estimate_trajectory
+
+    pipe = _pipeline(model)
+    frames, (H, W), _ = _load_video(pipe, video)
+    cams, raxels = estimate_trajectory(pipe, frames, steps, torch.Generator().manual_seed(seed))
+    cams = unresize_cameras(cams, int(H), int(W))
+    with staged_dir(out) as tmp:
+        files = write_camera_outputs(tmp, cams, title=video.name)
+    print(f"wrote {', '.join(files)} to {out}")
+
+
+@app.command()
+def generate(
+    image: Path = typer.Argument(..., help="First frame (png/jpg)."),
+    trajectory: Path = typer.Option(..., help="Camera file: .txt RealEstate10K, .json transforms, COLMAP folder."),
+    out: Path = typer.Option(Path("generated.mp4"), help="Output mp4."),
+    model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
+    steps: int = typer.Option(20),
+    seed: int = typer.Option(0),
+) -> None:
+    """Image + trajectory -> video along the trajectory."""
+    import torch
+
+    from .data.clips import resize_cameras, resize_frames
+    from .io import read_cameras, read_image, write_video
+    from .tasks import generate_video
+
+    pipe = _pipeline(model)
+    img = read_image(image)
+    cams = read_cameras(trajectory, img.shape[-2], img.shape[-1])
+    if cams.c2w.shape[1] < 2:
+        raise InputError(f"{trajectory}: need at least 2 cameras")
+    cams = resize_cameras(cams, pipe.cfg.height, pipe.cfg.width)
+    frames = resize_frames(img, pipe.cfg.height, pipe.cfg.width)
+    video = generate_video(pipe, frames[None, None], cams, steps, torch.Generator().manual_seed(seed))
+    write_video(out, _upscaled(video[0]))
+    print(f"wrote {out} ({video.shape[1]} frames)")
+
+
+@app.command()
+def joint(
+    image: Path = typer.Argument(..., help="First frame (png/jpg)."),
+    out: Path = typer.Option(..., help="Output folder."),
+    frames: int = typer.Option(16, help="Frames to generate."),
+    hfov: float = typer.Option(0.0, help="Horizontal field of view of the image in degrees (0: let the model infer it)."),
+    model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
+    steps: int = typer.Option(20),
+    seed: int = typer.Option(0),
+) -> None:
+    """Image -> video and its camera trajectory."""
+    import torch
+
+    from .data.clips import resize_frames
+    from .io import read_image, write_video
+    from .io.atomic import staged_dir
+    from .outputs import write_camera_outputs
+    from .tasks import default_intrinsics, generate_joint
+
+    if frames < 2:
+        raise InputError("--frames must be at least 2")
+    pipe = _pipeline(model)
+    img = resize_frames(read_image(image), pipe.cfg.height, pipe.cfg.width)
+    K = default_intrinsics(pipe.cfg.height, pipe.cfg.width, hfov) if hfov > 0 else None
+    video, cams, _ = generate_joint(pipe, img[None, None], frames, steps, K, torch.Generator().manual_seed(seed))
+    with staged_dir(out) as tmp:
+        write_video(tmp / "video.mp4", _upscaled(video[0]))
+        write_camera_outputs(tmp, cams, title="joint generation")
+    print(f"wrote video.mp4 and cameras to {out}")
+
+
+@app.command()
+def consistency(
+    video: Path = typer.Argument(..., help="Input video (mp4)."),
+    out: Path = typer.Option(..., help="Output folder."),
+    model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
+    estimate_steps: int = typer.Option(2),
+    generate_steps: int = typer.Option(20),
+    seed: int = typer.Option(0),
+) -> None:
+    """Closed loop: estimate poses, regenerate the video along them, compare videos and poses."""
+    import json
+
+    import torch
+
+    from .io import write_video
+    from .io.atomic import staged_dir
+    from .outputs import write_camera_outputs
+    from .tasks import self_consistency
+
+    pipe = _pipeline(model)
+    frames, _, _ = _load_video(pipe, video)
+    res = self_consistency(pipe, frames, estimate_steps, generate_steps, torch.Generator().manual_seed(seed))
+    with staged_dir(out) as tmp:
+        write_video(tmp / "regenerated.mp4", _upscaled(res["video_regenerated"][0]))
+        write_camera_outputs(tmp, res["cameras"], res["cameras_regenerated"], "estimated (V) vs estimated (V')")
+        (tmp / "metrics.json").write_text(json.dumps(res["metrics"], indent=2))
+    print(json.dumps(res["metrics"], indent=2))
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="Camera file: .txt RealEstate10K, .json transforms, or a COLMAP folder."),
+    dst: Path = typer.Argument(..., help="Output: .txt, .json, or a folder (COLMAP text)."),
+    width: int = typer.Option(None, help="Image width (needed to read a RealEstate10K file)."),
+    height: int = typer.Option(None, help="Image height (needed to read a RealEstate10K file)."),
+) -> None:
+    """Convert cameras between RealEstate10K, nerfstudio transforms.json and COLMAP text."""
+    from .io import read_cameras, write_colmap_text, write_re10k, write_transforms
+    from .io.atomic import staged_dir
+
+    cams = read_cameras(src, height, width)
+    if dst.suffix == ".txt":
+        write_re10k(dst, cams)
+    elif dst.suffix == ".json":
+        write_transforms(dst, cams)
+    elif dst.suffix == "":
+        with staged_dir(dst) as tmp:
+            write_colmap_text(tmp, cams)
+    else:
+        raise InputError(f"{dst}: unknown output format (use .txt, .json or a folder)")
+    print(f"wrote {cams.c2w.shape[1]} cameras to {dst}")
+
+
 def main() -> None:
     try:
         app()  # standalone: click turns usage errors into a message and exit code 2
-    except InputError as e:
-        print(f"raxels: error: {e}", file=sys.stderr)
+    except (InputError, ValueError) as e:  # bad input reaches here as ValueError from the library's checks
+        print(f"raxels: error: {str(e).splitlines()[0] if str(e) else e.__class__.__name__}", file=sys.stderr)
         sys.exit(2)
 
 

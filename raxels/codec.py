@@ -48,32 +48,55 @@ class LatentCodec(ABC):
         return (num_frames - 1) // self.temporal_factor + 1
 
 
+# Per-channel (mean, std) of images over SynthRooms clips, so that latents have about unit variance: flow matching
+# weighs every latent against unit noise, and unnormalised raxels (std 0.15-0.27) would drown in it.
+VIDEO_NORM = ((-0.14,) * 3, (0.35,) * 3)
+CAMERA_NORM = {
+    "raxel": ((0.0, 0.0, 0.5), (0.27, 0.19, 0.15)),
+    "plucker": ((0.0, 0.0, 0.82, 0.0, 0.04, 0.0), (0.41, 0.37, 0.13, 0.15, 0.46, 0.2)),
+}
+
+
 class PixelCodec(LatentCodec):
-    """Space-to-depth by `factor` (no weights, exact inverse): the CPU default."""
+    """Per-channel normalisation, then space-to-depth by `factor` (no weights, exact inverse): the CPU default."""
 
     temporal_factor = 1
 
-    def __init__(self, factor: int = 4):
+    def __init__(self, factor: int = 4, camera_encoding: str = "raxel"):
         self.spatial_factor = factor
+        self.video_norm = VIDEO_NORM
+        self.camera_norm = CAMERA_NORM[camera_encoding]
 
     def latent_channels(self, image_channels: int = 3) -> int:
         return image_channels * self.spatial_factor**2
 
-    def encode_video(self, frames: Tensor) -> Tensor:
-        B, Fr, C, H, W = frames.shape
+    def _encode(self, images: Tensor, norm) -> Tensor:
+        B, Fr, C, H, W = images.shape
         s = self.spatial_factor
         if H % s or W % s:
             raise ValueError(f"frame size {W}x{H} is not divisible by the codec factor {s}")
-        z = F.pixel_unshuffle(frames.flatten(0, 1), s)
+        mean, std = (images.new_tensor(v).view(1, C, 1, 1) for v in norm)
+        z = F.pixel_unshuffle((images.flatten(0, 1) - mean) / std, s)
         return z.reshape(B, Fr, *z.shape[1:]).permute(0, 2, 1, 3, 4)
 
-    def decode_video(self, latents: Tensor, num_frames: int) -> Tensor:
+    def _decode(self, latents: Tensor, norm) -> Tensor:
         B, C, T, h, w = latents.shape
         x = F.pixel_shuffle(latents.permute(0, 2, 1, 3, 4).flatten(0, 1), self.spatial_factor)
+        mean, std = (x.new_tensor(v).view(1, -1, 1, 1) for v in norm)
+        x = x * std + mean
         return x.reshape(B, T, *x.shape[1:])
 
+    def encode_video(self, frames: Tensor) -> Tensor:
+        return self._encode(frames, self.video_norm)
+
+    def decode_video(self, latents: Tensor, num_frames: int) -> Tensor:
+        return self._decode(latents, self.video_norm)
+
+    def encode_raxels(self, images: Tensor) -> Tensor:
+        return self._encode(images, self.camera_norm)
+
     def decode_raxels(self, latents: Tensor) -> Tensor:
-        return self.decode_video(latents, latents.shape[2])
+        return self._decode(latents, self.camera_norm)
 
 
 class WanVAECodec(LatentCodec):

@@ -50,8 +50,12 @@ def noised(x0: Tensor, eps: Tensor, t_frames: Tensor) -> Tensor:
 
 
 def sample_train_t(batch: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-    """Logit-normal t (SD3 / Wan practice): more weight on middle noise levels where the task is hardest."""
-    return torch.sigmoid(torch.randn(batch, generator=generator, device=device))
+    """Half logit-normal (SD3 / Wan practice: weight on middle noise levels), half uniform: few-step sampling
+    starts at t = 1, which logit-normal alone almost never shows the model."""
+    logit_normal = torch.sigmoid(torch.randn(batch, generator=generator, device=device))
+    uniform = torch.rand(batch, generator=generator, device=device)
+    pick = torch.rand(batch, generator=generator, device=device) < 0.5
+    return torch.where(pick, logit_normal, uniform)
 
 
 def flow_matching_loss(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, t_video: Tensor, t_raxel: Tensor,

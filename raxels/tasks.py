@@ -57,7 +57,7 @@ class Pipeline:
         if cfg.codec != "pixel":
             raise InputError(f"{folder}: codec {cfg.codec!r} needs its VAE folder; only 'pixel' is bundled")
         model = RaxelsDiT.from_pretrained(folder).eval()
-        return cls(model, PixelCodec(cfg.codec_factor), cfg)
+        return cls(model, PixelCodec(cfg.codec_factor, cfg.camera_encoding), cfg)
 
 
 def write_pipeline_config(folder: str | Path, cfg: PipelineConfig) -> None:

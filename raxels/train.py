@@ -44,7 +44,7 @@ class TrainConfig:
     warmup: int = 50
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    task_probs: tuple[float, float, float, float] = (0.35, 0.25, 0.3, 0.1)  # TASKS order
+    task_probs: tuple[float, float, float, float] = (0.4, 0.3, 0.2, 0.1)  # TASKS order
     cond_frames: int = 1
     seed: int = 0
     out: str = "runs/tiny"
@@ -70,7 +70,7 @@ PRESETS = {
 
 def build(cfg: TrainConfig):
     channels = 3 if cfg.camera_encoding == "raxel" else 6
-    codec = PixelCodec(cfg.codec_factor)
+    codec = PixelCodec(cfg.codec_factor, cfg.camera_encoding)
     mcfg = model_config(
         cfg.model,
         in_channels=codec.latent_channels(3),
@@ -174,22 +174,37 @@ def restore(path: Path, model, ema: dict, opt) -> int:
     return int(meta["step"])
 
 
-def export_model(folder: Path, model, ema: dict) -> None:
-    """The EMA weights as a diffusers folder (config.json + safetensors), written whole or not at all."""
+def pipeline_config(cfg: TrainConfig):
+    from .tasks import PipelineConfig
+
+    return PipelineConfig(height=cfg.height, width=cfg.width, codec="pixel", codec_factor=cfg.codec_factor,
+                          camera_encoding=cfg.camera_encoding, train_frames=tuple(cfg.frames_choices or (cfg.frames,)))
+
+
+def export_model(folder: Path, model, ema: dict, cfg: TrainConfig) -> None:
+    """The EMA weights as a diffusers folder (config.json + safetensors + pipeline.json), all or nothing."""
+    import shutil
+
+    from .tasks import write_pipeline_config
+
     export = copy.deepcopy(model)
     export.load_state_dict(ema)
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
     export.save_pretrained(tmp, safe_serialization=True)
-    if folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
+    write_pipeline_config(tmp, pipeline_config(cfg))
+    shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
+
+
+def export_checkpoint(ckpt: Path, folder: Path) -> None:
+    """Export the EMA weights of a training checkpoint file as a model folder."""
+    tensors, meta = load_checkpoint(Path(ckpt))
+    cfg = TrainConfig.from_dict(json.loads(meta["train_config"]))
+    model, _ = build(cfg)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    export_model(folder, model, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, cfg)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -258,5 +273,5 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             save_checkpoint(ckpt, raw, ema, opt, done, cfg)
         accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        export_model(out / "model", raw, ema)
+        export_model(out / "model", raw, ema, cfg)
     return {"losses": history, "model": raw, "ema": ema}

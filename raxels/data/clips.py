@@ -17,20 +17,45 @@ class VideoClip:
     name: str = ""
 
 
-def resize_clip(frames: Tensor, cams: Cameras, height: int, width: int) -> tuple[Tensor, Cameras]:
-    """Centre-crop to the target aspect, then resize (antialiased); intrinsics follow exactly."""
-    H, W = frames.shape[-2:]
-    if (H, W) != (cams.height, cams.width):
-        raise ValueError(f"frames are {W}x{H} but cameras are for {cams.width}x{cams.height}")
+def centre_crop_box(H: int, W: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """(left, top, crop width, crop height) of the largest centred crop of W x H with the aspect of width x height."""
     target = width / height
     if W / H > target:  # too wide: crop columns
         cw, ch = round(H * target), H
     else:
         cw, ch = W, round(W / target)
-    left, top = (W - cw) // 2, (H - ch) // 2
+    return (W - cw) // 2, (H - ch) // 2, cw, ch
+
+
+def resize_frames(frames: Tensor, height: int, width: int) -> Tensor:
+    """Frames [..., 3, H, W]: centre-crop to the target aspect, then resize (antialiased)."""
+    H, W = frames.shape[-2:]
+    left, top, cw, ch = centre_crop_box(H, W, height, width)
     frames = frames[..., top : top + ch, left : left + cw]
-    K = crop_intrinsics(cams.K, left, top)
     if (ch, cw) != (height, width):
-        frames = Fnn.interpolate(frames, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-        K = scale_intrinsics(K, width / cw, height / ch)
-    return frames.clamp(-1, 1), Cameras(K, cams.c2w, height, width)
+        lead = frames.shape[:-3]
+        frames = Fnn.interpolate(frames.reshape(-1, *frames.shape[-3:]), size=(height, width), mode="bilinear",
+                                 antialias=True, align_corners=False).reshape(*lead, 3, height, width)
+    return frames.clamp(-1, 1)
+
+
+def resize_cameras(cams: Cameras, height: int, width: int) -> Cameras:
+    """The intrinsics that `resize_frames` implies."""
+    left, top, cw, ch = centre_crop_box(cams.height, cams.width, height, width)
+    K = scale_intrinsics(crop_intrinsics(cams.K, left, top), width / cw, height / ch)
+    return Cameras(K, cams.c2w, height, width)
+
+
+def unresize_cameras(cams: Cameras, H: int, W: int) -> Cameras:
+    """Inverse of `resize_cameras`: cameras estimated on resized frames -> intrinsics of the original W x H."""
+    left, top, cw, ch = centre_crop_box(H, W, cams.height, cams.width)
+    K = crop_intrinsics(scale_intrinsics(cams.K, cw / cams.width, ch / cams.height), -left, -top)
+    return Cameras(K, cams.c2w, H, W)
+
+
+def resize_clip(frames: Tensor, cams: Cameras, height: int, width: int) -> tuple[Tensor, Cameras]:
+    """Centre-crop to the target aspect, then resize; intrinsics follow exactly."""
+    H, W = frames.shape[-2:]
+    if (H, W) != (cams.height, cams.width):
+        raise ValueError(f"frames are {W}x{H} but cameras are for {cams.width}x{cams.height}")
+    return resize_frames(frames, height, width), resize_cameras(cams, height, width)

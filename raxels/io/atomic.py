@@ -31,3 +31,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def staged_dir(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `folder`; on success its files move into `folder` (each by an atomic
+    rename), on error it is deleted and `folder` is left as it was."""
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        folder.mkdir(exist_ok=True)
+        for src in sorted(tmp.rglob("*")):
+            dst = folder / src.relative_to(tmp)
+            if src.is_dir():
+                dst.mkdir(exist_ok=True)
+            else:
+                os.replace(src, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

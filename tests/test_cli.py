@@ -1,0 +1,111 @@
+"""The `raxels` command, run in-process through the same entry point as the console script."""
+
+import sys
+
+import pytest
+import torch
+
+from raxels.cli import main
+from raxels.codec import PixelCodec
+from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
+from raxels.io import read_cameras, read_re10k, read_video, write_image, write_re10k, write_video
+from raxels.model import build_model, model_config
+from raxels.tasks import PipelineConfig, write_pipeline_config
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = model_config("tiny", dim=64, heads=2, ffn_dim=128, num_layers=1, ray_dim=64, ray_heads=2, ray_ffn_dim=128)
+    folder = tmp_path_factory.mktemp("model")
+    build_model(cfg).save_pretrained(folder)
+    write_pipeline_config(folder, PipelineConfig(height=32, width=32))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clip")
+    clip = synth_clip(5, SynthRoomsConfig(frames=6, height=48, width=64))
+    write_video(d / "clip.mp4", clip.frames)
+    write_image(d / "first.png", clip.frames[0])
+    write_re10k(d / "traj.txt", clip.cameras)
+    return d, clip
+
+
+def run(argv, capsys):
+    old = sys.argv
+    sys.argv = ["raxels", *map(str, argv)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_estimate_writes_all_formats(model_dir, clip_files, tmp_path, capsys):
+    d, clip = clip_files
+    code, out, err = run(["estimate", d / "clip.mp4", "--out", tmp_path / "est", "--model", model_dir], capsys)
+    assert code == 0, err
+    for name in ("cameras.txt", "transforms.json", "colmap/cameras.txt", "colmap/images.txt", "trajectory.png"):
+        assert (tmp_path / "est" / name).is_file(), name
+    cams = read_re10k(tmp_path / "est" / "cameras.txt", 48, 64).cameras
+    assert cams.c2w.shape[1] == 6
+    # Intrinsics come back in pixels of the input video (64x48), not of the model's 32x32.
+    assert read_cameras(tmp_path / "est" / "transforms.json").width == 64
+
+
+def test_generate_joint_consistency(model_dir, clip_files, tmp_path, capsys):
+    d, clip = clip_files
+    code, _, err = run(["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", tmp_path / "g.mp4",
+                        "--model", model_dir, "--steps", 2], capsys)
+    assert code == 0, err
+    assert read_video(tmp_path / "g.mp4")[0].shape[0] == 6
+    code, _, err = run(["joint", d / "first.png", "--out", tmp_path / "j", "--frames", 4, "--model", model_dir,
+                        "--steps", 2], capsys)
+    assert code == 0, err
+    assert (tmp_path / "j" / "video.mp4").is_file() and (tmp_path / "j" / "cameras.txt").is_file()
+    code, out, err = run(["consistency", d / "clip.mp4", "--out", tmp_path / "c", "--model", model_dir,
+                          "--generate-steps", 2], capsys)
+    assert code == 0, err
+    assert (tmp_path / "c" / "metrics.json").is_file() and '"psnr"' in out
+
+
+def test_convert_round_trip(clip_files, tmp_path, capsys):
+    d, clip = clip_files
+    assert run(["convert", d / "traj.txt", tmp_path / "t.json", "--width", 64, "--height", 48], capsys)[0] == 0
+    assert run(["convert", tmp_path / "t.json", tmp_path / "colmap"], capsys)[0] == 0
+    assert run(["convert", tmp_path / "colmap", tmp_path / "back.txt"], capsys)[0] == 0
+    a = read_re10k(d / "traj.txt", 48, 64).cameras
+    b = read_re10k(tmp_path / "back.txt", 48, 64).cameras
+    assert torch.allclose(a.c2w, b.c2w, atol=1e-7) and torch.allclose(a.K, b.K, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["corrupt_video", "missing_video", "nan_trajectory", "missing_model", "re10k_no_size",
+                                  "bad_format"])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
+    d, _ = clip_files
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.mp4").write_bytes(b"not a video at all" * 50)
+    lines = (d / "traj.txt").read_text().splitlines()
+    lines[2] = " ".join(lines[2].split()[:10] + ["nan"] + lines[2].split()[11:])
+    (bad / "nan.txt").write_text("\n".join(lines) + "\n")
+    argv = {
+        "corrupt_video": ["estimate", bad / "broken.mp4", "--out", tmp_path / "o", "--model", model_dir],
+        "missing_video": ["consistency", bad / "nope.mp4", "--out", tmp_path / "o", "--model", model_dir],
+        "nan_trajectory": ["generate", d / "first.png", "--trajectory", bad / "nan.txt", "--out", tmp_path / "o.mp4",
+                           "--model", model_dir],
+        "missing_model": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", bad / "nomodel"],
+        "re10k_no_size": ["convert", d / "traj.txt", tmp_path / "o.json"],
+        "bad_format": ["convert", d / "traj.txt", tmp_path / "o.xyz", "--width", 64, "--height", 48],
+    }[case]
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert err.startswith("raxels: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
