@@ -31,7 +31,11 @@ def relative_pose_errors(c2w_pred: Tensor, c2w_gt: Tensor) -> tuple[Tensor, Tens
 
 def pose_metrics(c2w_pred: Tensor, c2w_gt: Tensor) -> dict[str, float]:
     """RRA/RTA at 15 and 30 deg and AUC@30 (mean accuracy of max(rot, trans) error over 1..30 deg thresholds)."""
-    rot, trans = relative_pose_errors(c2w_pred, c2w_gt)
+    return metrics_from_errors(*relative_pose_errors(c2w_pred, c2w_gt))
+
+
+def metrics_from_errors(rot: Tensor, trans: Tensor) -> dict[str, float]:
+    """The metrics of `pose_metrics` from pooled pairwise errors (clips of different lengths pool their pairs)."""
     rot, trans = rot.flatten(), trans.flatten()
     both = torch.maximum(rot, trans)
     thresholds = torch.arange(1, 31, dtype=both.dtype)
@@ -65,3 +69,15 @@ def ate(centres_pred: Tensor, centres_gt: Tensor) -> float:
     s, R, t = umeyama_sim3(centres_pred, centres_gt)
     aligned = s * centres_pred.double() @ R.T + t
     return (aligned - centres_gt.double()).square().sum(-1).mean().sqrt().item()
+
+
+def camera_control_errors(c2w_est: Tensor, c2w_req: Tensor) -> tuple[float, float]:
+    """CameraCtrl's RotErr (sum over frames of the rotation angle, degrees) and TransErr (sum of centre distances)
+    between a trajectory estimated from a generated video and the requested one, both expressed relative to their
+    first camera and with the estimated centres scaled to the requested trajectory's extent. [F, 4, 4] each."""
+    est = invert_rigid(c2w_est[:1].double()) @ c2w_est.double()
+    req = invert_rigid(c2w_req[:1].double()) @ c2w_req.double()
+    rot = relative_rotation_deg(est[:, :3, :3], req[:, :3, :3]).sum().item()
+    ce, cr = est[:, :3, 3], req[:, :3, 3]
+    scale = cr.norm(dim=-1).max() / ce.norm(dim=-1).max().clamp_min(1e-12)
+    return rot, (ce * scale - cr).norm(dim=-1).sum().item()

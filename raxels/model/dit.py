@@ -22,7 +22,7 @@ from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTransformerBlock
 from torch import Tensor, nn
 
-from .rope import apply_rope, grid_positions, resampled_axis, rope_cos_sin
+from .rope import apply_rope, grid_positions, resampled_axis, rope_cos_sin, sincos_embedding
 
 Rope = tuple[Tensor, Tensor]
 
@@ -187,11 +187,13 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         gr = (raxels.shape[2] // pt, raxels.shape[3] // ph, raxels.shape[4] // pw)
         return gv, gr
 
-    def _ropes(self, gv, gr, device):
-        dev = device
-        pos_v = grid_positions(*(torch.arange(n, device=dev) for n in gv))
+    def _positions(self, gv, gr, device):
+        pos_v = grid_positions(*(torch.arange(n, device=device) for n in gv))
         # Raxel frame f describes video frame f; the video grid may be temporally/spatially compressed.
-        pos_r = grid_positions(*(resampled_axis(n, m, dev) for n, m in zip(gr, gv)))
+        pos_r = grid_positions(*(resampled_axis(n, m, device) for n, m in zip(gr, gv)))
+        return pos_v, pos_r
+
+    def _ropes(self, pos_v, pos_r):
         hd_v = self.config.dim // self.config.heads
         hd_r = self.config.ray_dim // self.config.ray_heads
         return (
@@ -202,8 +204,10 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
 
     def forward(self, video: Tensor, raxels: Tensor, t_video: Tensor, t_raxel: Tensor) -> tuple[Tensor, Tensor]:
         gv, gr = self._grids(video, raxels)
-        ropes = self._ropes(gv, gr, video.device)
-        hv, hr = self.video_io.embed(video), self.raxel_io.embed(raxels)
+        pos_v, pos_r = self._positions(gv, gr, video.device)
+        ropes = self._ropes(pos_v, pos_r)
+        hv = self.video_io.embed(video) + sincos_embedding(pos_v, self.config.dim).to(video.dtype)
+        hr = self.raxel_io.embed(raxels) + sincos_embedding(pos_r, self.config.ray_dim).to(video.dtype)
         temb_v, mod_v = self.video_io.time_embedding(_per_token(t_video.to(video.dtype), gv))
         temb_r, mod_r = self.raxel_io.time_embedding(_per_token(t_raxel.to(video.dtype), gr))
         for block in self.blocks:

@@ -47,3 +47,18 @@ def grid_positions(t_pos: Tensor, h_pos: Tensor, w_pos: Tensor) -> Tensor:
 def resampled_axis(n: int, n_ref: int, device=None) -> Tensor:
     """Positions of n cells spread over the same extent as n_ref cells at 0..n_ref-1 (centre-aligned)."""
     return (torch.arange(n, dtype=torch.float64, device=device) + 0.5) * (n_ref / n) - 0.5
+
+
+def sincos_embedding(pos: Tensor, dim: int, theta: float = 10000.0) -> Tensor:
+    """Absolute sin-cos embedding of token positions [N, 3] -> [N, dim], the channels split over (t, h, w).
+
+    RoPE only tells attention how far apart two tokens are; a raxel token must also know WHERE it is (its ray
+    direction is a function of its pixel), and a noised token has no content to find that out from."""
+    parts = []
+    for axis, d in enumerate(axis_dims(dim)):
+        n = d // 2
+        inv = 1.0 / theta ** (torch.arange(n, dtype=torch.float64, device=pos.device) / max(1, n))
+        ang = pos[:, axis : axis + 1].double() * inv[None]
+        parts += [ang.sin(), ang.cos()]
+    emb = torch.cat(parts, -1)
+    return torch.nn.functional.pad(emb, (0, dim - emb.shape[-1])).float()

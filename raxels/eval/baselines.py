@@ -1,0 +1,87 @@
+"""Pose-estimation baselines run in the same harness as the model: COLMAP (pycolmap incremental SfM) and OpenCV
+essential-matrix chaining. Each returns camera-to-world [F, 4, 4] (OpenCV) or None when it cannot pose every frame."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..cameras import invert_rigid, rt_to_matrix
+from ..io.video import to_uint8
+
+
+def colmap_poses(frames: Tensor, K: Tensor | None = None, threads: int = 2) -> Tensor | None:
+    """Incremental SfM on the frames [F, 3, H, W] in [-1, 1]; a known K (pixels) is fixed, else refined."""
+    import cv2
+    import pycolmap
+
+    F = frames.shape[0]
+    with tempfile.TemporaryDirectory(prefix="raxels_colmap_") as d:
+        d = Path(d)
+        (d / "images").mkdir()
+        for i, img in enumerate(to_uint8(frames)):
+            cv2.imwrite(str(d / "images" / f"{i:04d}.png"), img[..., ::-1])
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = "PINHOLE" if K is not None else "SIMPLE_PINHOLE"
+        if K is not None:
+            reader.camera_params = ",".join(f"{float(v):.6f}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+        extract = pycolmap.FeatureExtractionOptions()
+        extract.num_threads = threads
+        extract.use_gpu = False
+        pycolmap.extract_features(d / "db.db", d / "images", camera_mode=pycolmap.CameraMode.SINGLE,
+                                  reader_options=reader, extraction_options=extract, device=pycolmap.Device.cpu)
+        pycolmap.match_exhaustive(d / "db.db", device=pycolmap.Device.cpu)
+        opts = pycolmap.IncrementalPipelineOptions()
+        opts.num_threads = threads
+        opts.random_seed = 0
+        if K is not None:
+            opts.ba_refine_focal_length = False
+            opts.ba_refine_principal_point = False
+        (d / "sparse").mkdir()
+        recs = pycolmap.incremental_mapping(d / "db.db", d / "images", d / "sparse", opts)
+        if not recs:
+            return None
+        rec = max(recs.values(), key=lambda r: r.num_reg_images())
+        if rec.num_reg_images() < F:
+            return None
+        w2c = torch.zeros(F, 4, 4, dtype=torch.float64)
+        for img in rec.images.values():
+            if not img.has_pose:
+                return None
+            w2c[int(Path(img.name).stem), :3] = torch.from_numpy(np.asarray(img.cam_from_world().matrix()))
+        w2c[:, 3, 3] = 1.0
+        return invert_rigid(w2c)
+
+
+def opencv_chain_poses(frames: Tensor, K: Tensor) -> Tensor | None:
+    """Chain relative poses of consecutive frames from SIFT matches and the essential matrix (unit step length:
+    the scale of each step is unknown to two-view geometry)."""
+    import cv2
+
+    imgs = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in to_uint8(frames)]
+    sift = cv2.SIFT_create()
+    feats = [sift.detectAndCompute(im, None) for im in imgs]
+    Kn = K.double().numpy()
+    c2w = [torch.eye(4, dtype=torch.float64)]
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    for i in range(len(imgs) - 1):
+        (k1, d1), (k2, d2) = feats[i], feats[i + 1]
+        if d1 is None or d2 is None or len(k1) < 8 or len(k2) < 8:
+            return None
+        good = [m for m, n in (p for p in matcher.knnMatch(d1, d2, k=2) if len(p) == 2) if m.distance < 0.8 * n.distance]
+        if len(good) < 8:
+            return None
+        p1 = np.float64([k1[m.queryIdx].pt for m in good])
+        p2 = np.float64([k2[m.trainIdx].pt for m in good])
+        E, inl = cv2.findEssentialMat(p1, p2, Kn, method=cv2.RANSAC, prob=0.999, threshold=1.0)
+        if E is None or E.shape != (3, 3):
+            return None
+        _, R, t, _ = cv2.recoverPose(E, p1, p2, Kn, mask=inl)
+        # recoverPose gives x2 = R x1 + t (camera i -> camera i+1): the pose of i+1 in i's frame is its inverse.
+        rel = invert_rigid(rt_to_matrix(torch.from_numpy(R), torch.from_numpy(t[:, 0])))
+        c2w.append(c2w[-1] @ rel)
+    return torch.stack(c2w)
