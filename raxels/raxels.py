@@ -14,10 +14,13 @@ Decoding inverts this per frame, batched over all frames at once:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from .cameras import Cameras, intrinsics, project_to_rotation, rt_to_matrix
+from .batched_linalg import orthonormalise, smallest_eigenvector, solve_small
+from .cameras import Cameras, intrinsics, rt_to_matrix
 
 RAXEL_SCALE = 2.0  # o + d has norm <= 2 for canonical cameras
 
@@ -61,8 +64,7 @@ def _fit_sphere_centres(x: Tensor, w: Tensor) -> Tensor:
     A = torch.cat([2 * x, -torch.ones_like(x[..., :1])], dim=-1)
     b = (x * x).sum(-1, keepdim=True)
     Aw = A * w[..., None]
-    sol = torch.linalg.solve(Aw.transpose(1, 2) @ A, Aw.transpose(1, 2) @ b)
-    return sol[:, :3, 0]
+    return solve_small(Aw.transpose(1, 2) @ A, (Aw.transpose(1, 2) @ b)[..., 0])[:, :3]
 
 
 def _lmeds_sphere_weights(x: Tensor, hypotheses: int = 24, sample: int = 8) -> Tensor:
@@ -93,18 +95,29 @@ def _dlt_kr(d: Tensor, uv: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     r2 = torch.cat([zeros, -d, v * d], dim=-1)
     sw = w.sqrt()[..., None]
     A = torch.cat([r1 * sw, r2 * sw], dim=1)
-    _, evecs = torch.linalg.eigh(A.transpose(1, 2) @ A)
-    M = evecs[..., 0].reshape(N, 3, 3)
-    M = M * torch.sign(torch.linalg.det(M))[:, None, None]  # det(K R^T) > 0
-    # RQ via QR of the flipped transpose: M = K Q with K upper triangular.
-    flip = torch.flip(torch.eye(3, dtype=M.dtype, device=M.device), dims=[0])
-    Qt, Rt = torch.linalg.qr((flip @ M).transpose(1, 2))
-    K = flip @ Rt.transpose(1, 2) @ flip
-    Q = flip @ Qt.transpose(1, 2)
-    D = torch.diag_embed(torch.sign(K.diagonal(dim1=1, dim2=2)))
-    K, Q = K @ D, D @ Q
-    K = K / K[:, 2:3, 2:3]
-    return K, Q.transpose(1, 2)
+    m = smallest_eigenvector(A.transpose(1, 2) @ A).reshape(N, 3, 3)
+    # M = K R^T with K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]]: the rows of R^T follow by Gram-Schmidt from the
+    # bottom row (closed-form RQ, no per-matrix LAPACK call).
+    m3 = m[:, 2]
+    lam = 1.0 / m3.norm(dim=-1, keepdim=True)
+    m = m * lam[..., None]
+    r3 = m[:, 2]
+    cy = (m[:, 1] * r3).sum(-1, keepdim=True)
+    y = m[:, 1] - cy * r3
+    fy = y.norm(dim=-1, keepdim=True)
+    r2 = y / fy
+    cx = (m[:, 0] * r3).sum(-1, keepdim=True)
+    skew = (m[:, 0] * r2).sum(-1, keepdim=True)
+    x = m[:, 0] - skew * r2 - cx * r3
+    fx = x.norm(dim=-1, keepdim=True)
+    r1 = x / fx
+    # m is known up to sign; -m gives the same K and all three rows negated (a left-handed frame).
+    flip = torch.where((torch.cross(r1, r2, dim=-1) * r3).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(m.dtype)
+    R_t = torch.stack([r1, r2, r3], dim=1) * flip[..., None]
+    K = torch.zeros_like(m)
+    K[:, 0, 0], K[:, 0, 1], K[:, 0, 2] = fx[:, 0], skew[:, 0], cx[:, 0]
+    K[:, 1, 1], K[:, 1, 2], K[:, 2, 2] = fy[:, 0], cy[:, 0], 1.0
+    return K, R_t.transpose(1, 2)
 
 
 def _skew(v: Tensor) -> Tensor:
@@ -161,15 +174,19 @@ def _refine(x: Tensor, o: Tensor, R: Tensor, k: Tensor, uv: Tensor, iters: int):
         JtJ = J.transpose(1, 2) @ J
         Jtr = J.transpose(1, 2) @ res.flatten(1, 2)[..., None]
         damp = 1e-9 * torch.eye(10, dtype=x.dtype, device=x.device)
-        step = torch.linalg.solve(JtJ + damp, Jtr)[..., 0]
+        step = solve_small(JtJ + damp, Jtr[..., 0])
         o = o + step[:, :3]
         R = _so3_exp(step[:, 3:6]) @ R
         k = k + step[:, 6:]
     return o, R, k
 
 
-def raxels_to_cameras(raxels: Tensor, refine_iters: int = 4, robust_iters: int = 2) -> Cameras:
-    """Raxel images [B, F, 3, H, W] (in [-1, 1]) -> Cameras with pixel intrinsics for an H x W image."""
+def raxels_to_cameras(raxels: Tensor, refine_iters: int = 4, robust_iters: int = 2, max_points: int | None = None) -> Cameras:
+    """Raxel images [B, F, 3, H, W] (in [-1, 1]) -> Cameras with pixel intrinsics for an H x W image.
+
+    refine_iters: robust Gauss-Newton steps (0: the linear fits only, exact on noise-free raxels);
+    robust_iters: reweighting passes of the sphere fit (0 also skips the least-median start);
+    max_points: fit on at most this many pixels of a regular grid (speed; exact without noise)."""
     if raxels.dim() != 5 or raxels.shape[2] != 3:
         raise ValueError(f"raxel images must be [B,F,3,H,W], got {list(raxels.shape)}")
     if not torch.isfinite(raxels).all():
@@ -177,11 +194,16 @@ def raxels_to_cameras(raxels: Tensor, refine_iters: int = 4, robust_iters: int =
     B, F, _, H, W = raxels.shape
     out_dtype = raxels.dtype
     # float64: the 9x9 DLT normal matrix squares the conditioning.
-    x = (raxels.double() * RAXEL_SCALE).permute(0, 1, 3, 4, 2).reshape(B * F, H * W, 3)
+    x = (raxels.double() * RAXEL_SCALE).permute(0, 1, 3, 4, 2)
     s = max(H, W) / 2.0
-    uv = (pixel_grid(H, W, dtype=x.dtype, device=x.device).reshape(-1, 2) - x.new_tensor([W / 2, H / 2])) / s
+    uv = (pixel_grid(H, W, dtype=x.dtype, device=x.device) - x.new_tensor([W / 2, H / 2])) / s
+    if max_points is not None and max_points < H * W:
+        step = max(1, math.ceil(math.sqrt(H * W / max_points)))
+        off_h, off_w = (H - 1) % step // 2, (W - 1) % step // 2  # centre the grid
+        x, uv = x[:, :, off_h::step, off_w::step], uv[off_h::step, off_w::step]
+    x, uv = x.reshape(B * F, -1, 3), uv.reshape(-1, 2)
 
-    w = _lmeds_sphere_weights(x)
+    w = _lmeds_sphere_weights(x) if robust_iters else torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
     for it in range(robust_iters + 1):
         o = _fit_sphere_centres(x, w)
         d = x - o[:, None]
@@ -192,7 +214,7 @@ def raxels_to_cameras(raxels: Tensor, refine_iters: int = 4, robust_iters: int =
     k = torch.stack([Kn[:, 0, 0], Kn[:, 1, 1], Kn[:, 0, 2], Kn[:, 1, 2]], dim=-1)
     if refine_iters:
         o, R, k = _refine(x, o, R, k, uv, refine_iters)
-        R = project_to_rotation(R)
+        R = orthonormalise(R)
     K = intrinsics(k[:, 0] * s, k[:, 1] * s, k[:, 2] * s + W / 2, k[:, 3] * s + H / 2)
     c2w = rt_to_matrix(R, o)
     return Cameras(K.reshape(B, F, 3, 3).to(out_dtype), c2w.reshape(B, F, 4, 4).to(out_dtype), H, W)
