@@ -14,9 +14,11 @@ def test_solve_small_matches_lapack_including_pivoting():
 
 def test_smallest_eigenvector_matches_eigh():
     g = torch.Generator().manual_seed(1)
-    X = torch.randn(200, 30, 9, generator=g, dtype=torch.float64)
-    B = X.transpose(1, 2) @ X
-    v = smallest_eigenvector(B, iters=30)
+    # The DLT regime: one eigenvalue near zero, the rest well above it.
+    Q = torch.linalg.qr(torch.randn(200, 9, 9, generator=g, dtype=torch.float64)).Q
+    lam = torch.cat([torch.full((200, 1), 1e-3, dtype=torch.float64), 1 + torch.rand(200, 8, generator=g, dtype=torch.float64)], 1)
+    B = Q @ torch.diag_embed(lam) @ Q.transpose(1, 2)
+    v = smallest_eigenvector(B)
     ref = torch.linalg.eigh(B).eigenvectors[..., 0]
     assert torch.allclose((v * ref).sum(-1).abs(), torch.ones(200, dtype=torch.float64), atol=1e-6)
 
