@@ -230,6 +230,61 @@ def convert(
     print(f"wrote {cams.c2w.shape[1]} cameras to {dst}")
 
 
+@app.command("eval")
+def evaluate(
+    out: Path = typer.Option(Path("out/eval/results.json"), help="JSON file for all results."),
+    model: Path = typer.Option(DEFAULT_MODEL, help="Raxel model folder."),
+    plucker_model: Path = typer.Option(None, help="Plücker-variant model folder (the ablation), if trained."),
+    synth_clips: int = typer.Option(20, help="Held-out SynthRooms clips."),
+    re10k: bool = typer.Option(True, help="Also the RealEstate10K clips in ../shared (if present)."),
+    baselines: bool = typer.Option(True, help="Run COLMAP and OpenCV essential-matrix chaining."),
+    generation_clips: int = typer.Option(10, help="Clips for generation metrics (0: skip)."),
+    generate_steps: int = typer.Option(20),
+) -> None:
+    """Pose and generation metrics, ours and baselines side by side on the same clips; prints a table."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .eval.harness import baseline_methods, evaluate_generation, evaluate_poses, model_method, re10k_clips, synthrooms_clips
+    from .io.atomic import write_text_atomic
+    from .tasks import Pipeline
+
+    console = Console()
+    methods = {"raxels (ours, 2 steps)": model_method(_pipeline(model), 2)}
+    pipes = {"raxels": _pipeline(model)}
+    if plucker_model is not None:
+        pipes["plucker"] = Pipeline.from_pretrained(plucker_model)
+        methods["plucker variant (2 steps)"] = model_method(pipes["plucker"], 2)
+    if baselines:
+        methods.update(baseline_methods())
+    datasets = {"synthrooms": list(synthrooms_clips(synth_clips))}
+    if re10k:
+        clips = list(re10k_clips())
+        if clips:
+            datasets["re10k"] = clips
+    rows = evaluate_poses(methods, datasets, progress=lambda r: console.print(
+        f"{r['dataset']:>10} {r['frames']:>6} {r['method']:<26} fail {r['failed']}/{r['clips']}"
+        f" RRA@15 {r.get('RRA@15', float('nan')):.3f} AUC@30 {r.get('AUC@30', float('nan')):.3f} {r['s_per_clip']:.2f} s/clip"))
+    table = Table(title="pose estimation")
+    cols = ["dataset", "frames", "method", "RRA@15", "RRA@30", "RTA@15", "RTA@30", "AUC@30", "ATE", "s_per_clip", "fail_rate"]
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "-")) for c in cols))
+    console.print(table)
+    gen = {}
+    if generation_clips:
+        for name, pipe in pipes.items():
+            for dname, clips in datasets.items():
+                g = evaluate_generation(pipe, clips[:generation_clips], generate_steps)
+                gen[f"{name}/{dname}"] = g
+                console.print(f"generation {name}/{dname}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))
+    write_text_atomic(out, json.dumps({"pose": rows, "generation": gen}, indent=2))
+    console.print(f"wrote {out}")
+
+
 def main() -> None:
     try:
         app()  # standalone: click turns usage errors into a message and exit code 2

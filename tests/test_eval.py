@@ -1,0 +1,89 @@
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from raxels.cameras import canonicalise, project_to_rotation, rt_to_matrix
+from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
+from raxels.eval.baselines import colmap_poses, opencv_chain_poses
+from raxels.eval.pose import ate, camera_control_errors, pose_metrics, relative_pose_errors
+from raxels.eval.video import fid, psnr, ssim
+from tests.conftest import random_cameras
+
+
+def test_perfect_poses_score_perfectly_and_are_similarity_invariant():
+    c2w = canonicalise(random_cameras(2, 6, 16, 16, seed=4))[0].c2w
+    m = pose_metrics(c2w, c2w)
+    assert m["RRA@15"] == m["RTA@15"] == m["AUC@30"] == 1.0 and m["pairs"] == 2 * 15
+    # A global similarity transform (rotation, translation, scale) changes no relative-pose metric.
+    S = rt_to_matrix(project_to_rotation(torch.randn(3, 3, dtype=torch.float64)), torch.randn(3, dtype=torch.float64))
+    moved = S @ c2w
+    moved[..., :3, 3] *= 3.0
+    assert pose_metrics(moved, c2w)["AUC@30"] == pytest.approx(1.0)
+    assert ate(moved[0, :, :3, 3], c2w[0, :, :3, 3]) < 1e-9
+
+
+def test_rotation_errors_are_measured():
+    c2w = canonicalise(random_cameras(1, 3, 16, 16, seed=5))[0].c2w
+    bad = c2w.clone()
+    a = math.radians(20)
+    Rz = torch.tensor([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]], dtype=torch.float64)
+    bad[0, 2, :3, :3] = bad[0, 2, :3, :3] @ Rz
+    rot, _ = relative_pose_errors(bad, c2w)
+    assert rot[0].tolist() == pytest.approx([0.0, 20.0, 20.0], abs=1e-6)  # pairs (0,1), (0,2), (1,2)
+    assert pose_metrics(bad, c2w)["RRA@15"] == pytest.approx(1 / 3)
+
+
+def test_ate_agrees_with_evo():
+    from evo.core import metrics
+    from evo.core.trajectory import PosePath3D
+
+    g = torch.Generator().manual_seed(0)
+    gt = canonicalise(random_cameras(1, 20, 8, 8, seed=6))[0].c2w[0]
+    est = gt.clone()
+    est[:, :3, 3] = 2.5 * gt[:, :3, 3] + 0.05 * torch.randn(20, 3, generator=g, dtype=torch.float64) + 1.0
+    ref_path = PosePath3D(poses_se3=[m.numpy() for m in gt])
+    est_path = PosePath3D(poses_se3=[m.numpy() for m in est])
+    est_path.align(ref_path, correct_scale=True)
+    ape = metrics.APE(metrics.PoseRelation.translation_part)
+    ape.process_data((ref_path, est_path))
+    assert ate(est[:, :3, 3], gt[:, :3, 3]) == pytest.approx(ape.get_statistic(metrics.StatisticsType.rmse), rel=1e-6)
+
+
+def test_camera_control_error_zero_for_same_trajectory_up_to_scale():
+    c2w = canonicalise(random_cameras(1, 5, 8, 8, seed=7))[0].c2w[0]
+    scaled = c2w.clone()
+    scaled[:, :3, 3] *= 0.3
+    rot, trans = camera_control_errors(scaled, c2w)
+    assert rot < 1e-6 and trans < 1e-9
+
+
+def test_video_metrics():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
+    assert psnr(a, a) > 90 and ssim(a, a) == pytest.approx(1.0, abs=1e-4)
+    noisy = (a + 0.1 * torch.randn(a.shape, generator=g)).clamp(-1, 1)
+    noisier = (a + 0.4 * torch.randn(a.shape, generator=g)).clamp(-1, 1)
+    assert 20 < psnr(noisy, a) < 30 and psnr(noisier, a) < psnr(noisy, a)
+    assert ssim(noisier, a) < ssim(noisy, a) < 0.99
+    b = torch.rand(16, 3, 32, 32, generator=g) * 2 - 1
+    assert fid(a.repeat(4, 1, 1, 1), b) > fid(a.repeat(4, 1, 1, 1), a.repeat(4, 1, 1, 1)) - 1e-6
+
+
+def test_baselines_pose_a_synthrooms_clip():
+    clip = synth_clip(1_000_005, SynthRoomsConfig(frames=8, height=128, width=128))
+    K = clip.cameras.K[0, 0]
+    gt = clip.cameras.c2w.double()
+    for fn in (colmap_poses, opencv_chain_poses):
+        c2w = fn(clip.frames, K)
+        assert c2w is not None, fn.__name__
+        assert pose_metrics(c2w[None], gt)["RRA@15"] > 0.9, fn.__name__
+
+
+def test_baselines_report_failure_on_featureless_frames():
+    flat = torch.zeros(4, 3, 64, 64)
+    K = torch.tensor([[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]])
+    assert opencv_chain_poses(flat, K) is None
+    assert colmap_poses(flat, K) is None
