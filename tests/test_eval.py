@@ -87,3 +87,27 @@ def test_baselines_report_failure_on_featureless_frames():
     K = torch.tensor([[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]])
     assert opencv_chain_poses(flat, K) is None
     assert colmap_poses(flat, K) is None
+
+
+def test_harness_runs_methods_side_by_side(re10k_pairs):
+    from raxels.codec import PixelCodec
+    from raxels.eval.harness import evaluate_generation, evaluate_poses, model_method, re10k_clips, synthrooms_clips
+    from raxels.model import build_model, model_config
+    from raxels.tasks import Pipeline, PipelineConfig
+
+    torch.manual_seed(0)
+    cfg = model_config("tiny", dim=32, heads=2, ffn_dim=64, num_layers=1, ray_dim=32, ray_heads=2, ray_ffn_dim=64)
+    pipe = Pipeline(build_model(cfg).eval(), PixelCodec(4), PipelineConfig(height=32, width=32))
+    clips = {"synthrooms": list(synthrooms_clips(1)), "re10k": list(re10k_clips())[:1]}
+    methods = {"model": model_method(pipe), "opencv": lambda c: opencv_chain_poses(c.frames, c.cameras.K[0, 0]),
+               "always-fails": lambda c: None}
+    rows = evaluate_poses(methods, clips)
+    assert len(rows) == 2 * 2 * 3
+    for r in rows:
+        assert r["clips"] == 1 and r["s_per_clip"] >= 0
+        if r["method"] == "always-fails":
+            assert r["fail_rate"] == 1.0 and "RRA@15" not in r
+        if r["method"] == "opencv" and r["dataset"] == "synthrooms" and r["frames"] == "dense":
+            assert r["fail_rate"] == 0.0 and r["RRA@15"] > 0.9
+    gen = evaluate_generation(pipe, clips["synthrooms"], steps=1, frames=4)
+    assert set(gen) >= {"PSNR", "SSIM", "FID", "RotErr", "TransErr"}
