@@ -87,3 +87,12 @@ def test_noised_and_schedule():
     assert noised(x0, eps, torch.tensor([[0.0, 0.25]])).flatten().tolist() == [0.0, 0.25]
     s = timestep_schedule(4, shift=3.0)
     assert s[0] == 1 and s[-1] == 0 and (s[1:] < s[:-1]).all() and s[2] > 0.5
+
+
+def test_training_t_covers_the_top_of_the_schedule():
+    from raxels.flow import sample_train_t
+
+    t = sample_train_t(20000, torch.Generator().manual_seed(0))
+    assert (t >= 0).all() and (t <= 1).all()
+    # 2-step sampling starts at t = 1: at least 15% of training noise levels lie above 0.9.
+    assert (t > 0.9).double().mean() > 0.15
