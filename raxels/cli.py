@@ -70,6 +70,27 @@ def train(
 
 
 
+class _Steps:
+    """A rich progress bar over denoising steps (pass the instance as `on_step`)."""
+
+    def __init__(self, label: str, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), transient=True)
+        self.task = self.progress.add_task(label, total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def __call__(self, i: int, n: int) -> None:
+        self.progress.advance(self.task)
+
+
 def _pipeline(model: Path):
     from .tasks import Pipeline
 
@@ -111,7 +132,8 @@ def estimate(
 
     pipe = _pipeline(model)
     frames, (H, W), _ = _load_video(pipe, video)
-    cams, raxels = estimate_trajectory(pipe, frames, steps, torch.Generator().manual_seed(seed))
+    with _Steps("estimating poses", steps) as bar:
+        cams, raxels = estimate_trajectory(pipe, frames, steps, torch.Generator().manual_seed(seed), bar)
     cams = unresize_cameras(cams, int(H), int(W))
     with staged_dir(out) as tmp:
         files = write_camera_outputs(tmp, cams, title=video.name)
@@ -141,7 +163,8 @@ def generate(
         raise InputError(f"{trajectory}: need at least 2 cameras")
     cams = resize_cameras(cams, pipe.cfg.height, pipe.cfg.width)
     frames = resize_frames(img, pipe.cfg.height, pipe.cfg.width)
-    video = generate_video(pipe, frames[None, None], cams, steps, torch.Generator().manual_seed(seed))
+    with _Steps("generating video", steps) as bar:
+        video = generate_video(pipe, frames[None, None], cams, steps, torch.Generator().manual_seed(seed), bar)
     write_video(out, _upscaled(video[0]))
     print(f"wrote {out} ({video.shape[1]} frames)")
 
@@ -170,7 +193,8 @@ def joint(
     pipe = _pipeline(model)
     img = resize_frames(read_image(image), pipe.cfg.height, pipe.cfg.width)
     K = default_intrinsics(pipe.cfg.height, pipe.cfg.width, hfov) if hfov > 0 else None
-    video, cams, _ = generate_joint(pipe, img[None, None], frames, steps, K, torch.Generator().manual_seed(seed))
+    with _Steps("generating video + trajectory", steps) as bar:
+        video, cams, _ = generate_joint(pipe, img[None, None], frames, steps, K, torch.Generator().manual_seed(seed), bar)
     with staged_dir(out) as tmp:
         write_video(tmp / "video.mp4", _upscaled(video[0]))
         write_camera_outputs(tmp, cams, title="joint generation")
@@ -198,7 +222,8 @@ def consistency(
 
     pipe = _pipeline(model)
     frames, _, _ = _load_video(pipe, video)
-    res = self_consistency(pipe, frames, estimate_steps, generate_steps, torch.Generator().manual_seed(seed))
+    with _Steps("estimate -> regenerate -> estimate", 2 * estimate_steps + generate_steps) as bar:
+        res = self_consistency(pipe, frames, estimate_steps, generate_steps, torch.Generator().manual_seed(seed), bar)
     with staged_dir(out) as tmp:
         write_video(tmp / "regenerated.mp4", _upscaled(res["video_regenerated"][0]))
         write_camera_outputs(tmp, res["cameras"], res["cameras_regenerated"], "estimated (V) vs estimated (V')")

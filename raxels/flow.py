@@ -87,7 +87,7 @@ def timestep_schedule(steps: int, shift: float = 1.0, device=None) -> Tensor:
 
 @torch.no_grad()
 def sample(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, shift: float = 1.0,
-           generator: torch.Generator | None = None, guidance: float = 1.0) -> tuple[Tensor, Tensor]:
+           generator: torch.Generator | None = None, guidance: float = 1.0, on_step=None) -> tuple[Tensor, Tensor]:
     """Euler sampling of the masked frames; frames outside the mask keep the given clean values throughout.
 
     video0/raxel0 hold the clean conditioning (values in masked frames are ignored). guidance > 1 applies
@@ -113,4 +113,6 @@ def sample(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, sh
             pv, pr = qv + guidance * (pv - qv), qr + guidance * (pr - qr)
         xv = torch.where(mv, xv + (t_next - t) * pv, xv)
         xr = torch.where(mr, xr + (t_next - t) * pr, xr)
+        if on_step is not None:
+            on_step(i + 1, steps)
     return xv, xr

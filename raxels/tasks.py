@@ -86,10 +86,11 @@ def _camera_latents(pipe: Pipeline, cams: Cameras) -> Tensor:
     return pipe.codec.encode_raxels(camera_images(cams.to(torch.float64), pipe.cfg.camera_encoding).float())
 
 
-def _run(pipe: Pipeline, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, generator) -> tuple[Tensor, Tensor]:
+def _run(pipe: Pipeline, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, generator,
+         on_step=None) -> tuple[Tensor, Tensor]:
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    return sample(pipe.model, video0, raxel0, mask, steps, pipe.cfg.shift, generator)
+    return sample(pipe.model, video0, raxel0, mask, steps, pipe.cfg.shift, generator, on_step=on_step)
 
 
 def _decode_cameras(pipe: Pipeline, raxel_latents: Tensor) -> tuple[Cameras, Tensor]:
@@ -103,7 +104,8 @@ def _decode_cameras(pipe: Pipeline, raxel_latents: Tensor) -> tuple[Cameras, Ten
 
 
 @torch.no_grad()
-def estimate_trajectory(pipe: Pipeline, video: Tensor, steps: int = 2, generator: torch.Generator | None = None):
+def estimate_trajectory(pipe: Pipeline, video: Tensor, steps: int = 2, generator: torch.Generator | None = None,
+                        on_step=None):
     """video [B,F,3,H,W] in [-1, 1] -> (canonical Cameras, decoded raxel images [B,F,3,H,W])."""
     video = _check_frames(pipe, video, "video")
     B, F = video.shape[:2]
@@ -112,7 +114,7 @@ def estimate_trajectory(pipe: Pipeline, video: Tensor, steps: int = 2, generator
     channels = 3 if pipe.cfg.camera_encoding == "raxel" else 6
     r0 = torch.zeros(B, pipe.codec.latent_channels(channels), F, h, w)
     mask = task_mask("estimate", B, v0.shape[2], F)
-    _, r = _run(pipe, v0, r0, mask, steps, generator)
+    _, r = _run(pipe, v0, r0, mask, steps, generator, on_step)
     return _decode_cameras(pipe, r)
 
 
@@ -131,7 +133,7 @@ def _video_latents_with_inputs(pipe: Pipeline, images: Tensor, num_frames: int) 
 
 @torch.no_grad()
 def generate_video(pipe: Pipeline, images: Tensor, cameras: Cameras, steps: int = 20,
-                   generator: torch.Generator | None = None) -> Tensor:
+                   generator: torch.Generator | None = None, on_step=None) -> Tensor:
     """Input image(s) [B,k,3,H,W] + a trajectory of F cameras (any world frame) -> video [B,F,3,H,W]."""
     images = _check_frames(pipe, images, "images")
     if (cameras.height, cameras.width) != (pipe.cfg.height, pipe.cfg.width):
@@ -143,7 +145,7 @@ def generate_video(pipe: Pipeline, images: Tensor, cameras: Cameras, steps: int 
     r0 = _camera_latents(pipe, canon).expand(B, -1, -1, -1, -1)
     v0, cond = _video_latents_with_inputs(pipe, images, F)
     mask = task_mask("generate", B, v0.shape[2], F, cond_video=cond)
-    v, _ = _run(pipe, v0, r0, mask, steps, generator)
+    v, _ = _run(pipe, v0, r0, mask, steps, generator, on_step)
     return pipe.codec.decode_video(v, F).clamp(-1, 1)
 
 
@@ -154,7 +156,7 @@ def default_intrinsics(height: int, width: int, hfov_deg: float = 75.0) -> Tenso
 
 @torch.no_grad()
 def generate_joint(pipe: Pipeline, images: Tensor, num_frames: int, steps: int = 20, K: Tensor | None = None,
-                   generator: torch.Generator | None = None) -> tuple[Tensor, Cameras, Tensor]:
+                   generator: torch.Generator | None = None, on_step=None) -> tuple[Tensor, Cameras, Tensor]:
     """Input image(s) [B,k,3,H,W] -> (video [B,F,3,H,W], canonical Cameras, decoded raxels).
 
     With intrinsics K (pixels, [3,3]) the first camera (identity pose) is given clean; without, it is sampled too
@@ -172,23 +174,23 @@ def generate_joint(pipe: Pipeline, images: Tensor, num_frames: int, steps: int =
         r0[:, :, :1] = _camera_latents(pipe, first)
         cond_raxel = 1
     mask = task_mask("joint", B, v0.shape[2], num_frames, cond_video=cond, cond_raxel=cond_raxel)
-    v, r = _run(pipe, v0, r0, mask, steps, generator)
+    v, r = _run(pipe, v0, r0, mask, steps, generator, on_step)
     cams, raxels = _decode_cameras(pipe, r)
     return pipe.codec.decode_video(v, num_frames).clamp(-1, 1), cams, raxels
 
 
 @torch.no_grad()
 def self_consistency(pipe: Pipeline, video: Tensor, estimate_steps: int = 2, generate_steps: int = 20,
-                     generator: torch.Generator | None = None) -> dict:
+                     generator: torch.Generator | None = None, on_step=None) -> dict:
     """Closed loop: estimate V's poses, regenerate V' along them from V's first frame, compare V with V' (PSNR,
     SSIM) and V's estimated poses with V''s (pairwise rotation error, RRA@15, AUC@30)."""
     from .eval.pose import pose_metrics
     from .eval.video import psnr, ssim
 
     video = _check_frames(pipe, video, "video")
-    cams, raxels = estimate_trajectory(pipe, video, estimate_steps, generator)
-    regen = generate_video(pipe, video[:, :1], cams, generate_steps, generator)
-    cams2, _ = estimate_trajectory(pipe, regen, estimate_steps, generator)
+    cams, raxels = estimate_trajectory(pipe, video, estimate_steps, generator, on_step)
+    regen = generate_video(pipe, video[:, :1], cams, generate_steps, generator, on_step)
+    cams2, _ = estimate_trajectory(pipe, regen, estimate_steps, generator, on_step)
     pm = pose_metrics(cams2.c2w, cams.c2w)
     later = slice(1, None)  # frame 0 is given, not generated
     return {
