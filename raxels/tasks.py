@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .cameras import Cameras, canonicalise, intrinsics, rt_to_matrix
+from .cameras import Cameras, canonicalise, intrinsics
 from .codec import LatentCodec, PixelCodec
-from .data.batches import camera_images
+from .data.batches import CAMERA_CHANNELS, camera_images
 from .errors import InputError
 from .flow import TaskMask, sample, task_mask
 from .model import RaxelsDiT
@@ -77,9 +77,11 @@ def _check_frames(pipe: Pipeline, video: Tensor, what: str) -> Tensor:
     return video.float()
 
 
-def _latent_grid(pipe: Pipeline) -> tuple[int, int]:
+def _blank_camera_latents(pipe: Pipeline, batch: int, frames: int) -> Tensor:
+    """Placeholder camera latents for frames the sampler will generate (their values are never read)."""
     s = pipe.codec.spatial_factor
-    return pipe.cfg.height // s, pipe.cfg.width // s
+    channels = pipe.codec.latent_channels(CAMERA_CHANNELS[pipe.cfg.camera_encoding])
+    return torch.zeros(batch, channels, frames, pipe.cfg.height // s, pipe.cfg.width // s)
 
 
 def _camera_latents(pipe: Pipeline, cams: Cameras) -> Tensor:
@@ -110,9 +112,7 @@ def estimate_trajectory(pipe: Pipeline, video: Tensor, steps: int = 2, generator
     video = _check_frames(pipe, video, "video")
     B, F = video.shape[:2]
     v0 = pipe.codec.encode_video(video)
-    h, w = _latent_grid(pipe)
-    channels = 3 if pipe.cfg.camera_encoding == "raxel" else 6
-    r0 = torch.zeros(B, pipe.codec.latent_channels(channels), F, h, w)
+    r0 = _blank_camera_latents(pipe, B, F)
     mask = task_mask("estimate", B, v0.shape[2], F)
     _, r = _run(pipe, v0, r0, mask, steps, generator, on_step)
     return _decode_cameras(pipe, r)
@@ -164,13 +164,11 @@ def generate_joint(pipe: Pipeline, images: Tensor, num_frames: int, steps: int =
     images = _check_frames(pipe, images, "images")
     B = images.shape[0]
     v0, cond = _video_latents_with_inputs(pipe, images, num_frames)
-    h, w = _latent_grid(pipe)
-    channels = 3 if pipe.cfg.camera_encoding == "raxel" else 6
-    r0 = torch.zeros(B, pipe.codec.latent_channels(channels), num_frames, h, w)
+    r0 = _blank_camera_latents(pipe, B, num_frames)
     cond_raxel = 0
     if K is not None:
-        first = Cameras(K.double().expand(B, 1, 3, 3), rt_to_matrix(torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)).expand(B, 1, 4, 4),
-                        pipe.cfg.height, pipe.cfg.width)
+        identity = torch.eye(4, dtype=torch.float64).expand(B, 1, 4, 4)
+        first = Cameras(K.double().expand(B, 1, 3, 3), identity, pipe.cfg.height, pipe.cfg.width)
         r0[:, :, :1] = _camera_latents(pipe, first)
         cond_raxel = 1
     mask = task_mask("joint", B, v0.shape[2], num_frames, cond_video=cond, cond_raxel=cond_raxel)

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 from .codec import PixelCodec
-from .data.batches import synthrooms_batch
+from .data.batches import CAMERA_CHANNELS, synthrooms_batch
 from .data.synthrooms import SynthRoomsConfig
 from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
 from .io.atomic import atomic_path
@@ -69,7 +69,7 @@ PRESETS = {
 
 
 def build(cfg: TrainConfig):
-    channels = 3 if cfg.camera_encoding == "raxel" else 6
+    channels = CAMERA_CHANNELS[cfg.camera_encoding]
     codec = PixelCodec(cfg.codec_factor, cfg.camera_encoding)
     mcfg = model_config(
         cfg.model,
@@ -93,7 +93,7 @@ def step_frames(cfg: TrainConfig, step: int) -> int:
 
 
 def latent_shapes(cfg: TrainConfig, codec, frames: int):
-    channels = 3 if cfg.camera_encoding == "raxel" else 6
+    channels = CAMERA_CHANNELS[cfg.camera_encoding]
     h, w = cfg.height // codec.spatial_factor, cfg.width // codec.spatial_factor
     return (
         (codec.latent_channels(3), codec.latent_frames(frames), h, w),

@@ -13,6 +13,7 @@ from ..raxels import cameras_to_raxels
 from .synthrooms import SynthRoomsConfig, synth_clip
 
 HELD_OUT_SEED_START = 1_000_000  # evaluation clips use seeds from here on; training never does
+CAMERA_CHANNELS = {"raxel": 3, "plucker": 6}
 
 
 @dataclass
