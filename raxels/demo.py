@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .cameras import Cameras, canonicalise
-from .data.batches import HELD_OUT_SEED_START, synthrooms_batch
+from .data.batches import HELD_OUT_SEED_START, camera_images, synthrooms_batch
 from .data.clips import resize_clip
 from .data.realestate10k import load_re10k_clip, shared_clip_pairs
 from .data.synthrooms import SynthRoomsConfig
@@ -54,12 +54,11 @@ def _clip_section(pipe: Pipeline, tmp: Path, name: str, frames: torch.Tensor, ca
         rows.append(row)
     plot_trajectories(tmp / f"{name}_trajectory.png", trajs, f"{name}: estimated vs true")
     items.append({"kind": "image", "src": f"{name}_trajectory.png", "caption": "3D trajectories", "width": 330})
-    raxel_strip(tmp / f"{name}_raxels_est.png", raxels[0])
+    true_raxels = camera_images(cams.to(torch.float64))[0].float() if cams is not None else None
+    raxel_strip(tmp / f"{name}_raxels_est.png", raxels[0], reference=true_raxels)
     items.append({"kind": "image", "src": f"{name}_raxels_est.png", "caption": "estimated raxel images", "width": 512})
     if cams is not None:
-        from .data.batches import camera_images
-
-        raxel_strip(tmp / f"{name}_raxels_true.png", camera_images(cams.to(torch.float64))[0].float())
+        raxel_strip(tmp / f"{name}_raxels_true.png", true_raxels)
         items.append({"kind": "image", "src": f"{name}_raxels_true.png", "caption": "true raxel images", "width": 512})
 
         t0 = time.perf_counter()

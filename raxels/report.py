@@ -47,13 +47,15 @@ def plot_trajectories(path: str | os.PathLike, trajectories: dict[str, Cameras],
     plt.close(fig)
 
 
-def raxel_strip(path: str | os.PathLike, raxels: Tensor, max_frames: int = 8) -> None:
-    """Raxel images [F, 3, H, W] in [-1, 1] side by side (x, y, z of o + d as r, g, b)."""
+def raxel_strip(path: str | os.PathLike, raxels: Tensor, max_frames: int = 8, reference: Tensor | None = None) -> None:
+    """Raxel images [F, 3, H, W] in [-1, 1] side by side (x, y, z of o + d as r, g, b), each channel stretched to
+    the range that `reference` (default: the images themselves) uses, so that estimated and true strips drawn
+    against the same reference compare colour for colour."""
     idx = torch.linspace(0, raxels.shape[0] - 1, min(max_frames, raxels.shape[0])).round().long()
     strip = torch.cat(list(raxels[idx].float()), dim=-1)
-    # Stretch to the range actually used so the structure is visible.
-    lo, hi = strip.amin((1, 2), keepdim=True), strip.amax((1, 2), keepdim=True)
-    write_image(path, ((strip - lo) / (hi - lo).clamp_min(1e-6)) * 2 - 1)
+    ref = strip if reference is None else reference.float().transpose(0, 1).flatten(1)[:, :, None]
+    lo, hi = ref.amin((1, 2), keepdim=True), ref.amax((1, 2), keepdim=True)
+    write_image(path, (((strip - lo) / (hi - lo).clamp_min(1e-6)) * 2 - 1).clamp(-1, 1))
 
 
 def frame_strip(path: str | os.PathLike, frames: Tensor, max_frames: int = 8) -> None:
