@@ -194,14 +194,15 @@ def raxels_to_cameras(raxels: Tensor, refine_iters: int = 4, robust_iters: int =
     B, F, _, H, W = raxels.shape
     out_dtype = raxels.dtype
     # float64: the 9x9 DLT normal matrix squares the conditioning.
-    x = (raxels.double() * RAXEL_SCALE).permute(0, 1, 3, 4, 2)
+    x = raxels.permute(0, 1, 3, 4, 2)
     s = max(H, W) / 2.0
-    uv = (pixel_grid(H, W, dtype=x.dtype, device=x.device) - x.new_tensor([W / 2, H / 2])) / s
+    uv = (pixel_grid(H, W, dtype=torch.float64, device=x.device) - torch.tensor([W / 2, H / 2], dtype=torch.float64, device=x.device)) / s
     if max_points is not None and max_points < H * W:
         step = max(1, math.ceil(math.sqrt(H * W / max_points)))
         off_h, off_w = (H - 1) % step // 2, (W - 1) % step // 2  # centre the grid
         x, uv = x[:, :, off_h::step, off_w::step], uv[off_h::step, off_w::step]
-    x, uv = x.reshape(B * F, -1, 3), uv.reshape(-1, 2)
+    # Subsample first, then widen: only the pixels used are converted.
+    x, uv = x.reshape(B * F, -1, 3).double() * RAXEL_SCALE, uv.reshape(-1, 2)
 
     w = _lmeds_sphere_weights(x) if robust_iters else torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
     for it in range(robust_iters + 1):
