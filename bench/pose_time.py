@@ -26,10 +26,22 @@ def main() -> None:
         colmap_fail += colmap(c) is None
         t_colmap.append(time.perf_counter() - t0)
     mo, mc = sum(t_ours) / len(t_ours), sum(t_colmap) / len(t_colmap)
-    print(json.dumps({"bench": "pose_time", "clips": len(clips), "frames": 16, "threads": torch.get_num_threads(),
-                      "ours_s_per_clip": round(mo, 3), "colmap_s_per_clip": round(mc, 3),
-                      "speedup": round(mc / mo, 2), "goal_speedup": 10, "met": mc / mo >= 10,
-                      "colmap_failures": colmap_fail}))
+    print(
+        json.dumps(
+            {
+                "bench": "pose_time",
+                "clips": len(clips),
+                "frames": 16,
+                "threads": torch.get_num_threads(),
+                "ours_s_per_clip": round(mo, 3),
+                "colmap_s_per_clip": round(mc, 3),
+                "speedup": round(mc / mo, 2),
+                "goal_speedup": 10,
+                "met": mc / mo >= 10,
+                "colmap_failures": colmap_fail,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

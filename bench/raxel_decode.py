@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from raxels.cameras import canonicalise, intrinsics, project_to_rotation, relative_rotation_deg, rt_to_matrix, Cameras
+from raxels.cameras import Cameras, canonicalise, intrinsics, project_to_rotation, relative_rotation_deg, rt_to_matrix
 from raxels.raxels import cameras_to_raxels, raxels_to_cameras
 
 SETTINGS = {
@@ -33,9 +33,21 @@ def main() -> None:
         est = raxels_to_cameras(r, **kw)
         dt = time.perf_counter() - t0
         err = relative_rotation_deg(est.R.double(), cams.R).max().item()
-        print(json.dumps({"bench": "raxel_decode", "setting": name, "size": "64x64", "cameras": n,
-                          "threads": torch.get_num_threads(), "cameras_per_s": round(n / dt, 1),
-                          "max_rot_err_deg": err, "goal_cameras_per_s": 20000, "met": n / dt >= 20000}))
+        print(
+            json.dumps(
+                {
+                    "bench": "raxel_decode",
+                    "setting": name,
+                    "size": "64x64",
+                    "cameras": n,
+                    "threads": torch.get_num_threads(),
+                    "cameras_per_s": round(n / dt, 1),
+                    "max_rot_err_deg": err,
+                    "goal_cameras_per_s": 20000,
+                    "met": n / dt >= 20000,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from raxels.tasks import Pipeline, estimate_trajectory, generate_video
 
 def main() -> None:
     pipe = Pipeline.from_pretrained(DEFAULT_MODEL)
-    b = synthrooms_batch([HELD_OUT_SEED_START + 7], SynthRoomsConfig(frames=16, height=pipe.cfg.height, width=pipe.cfg.width))
+    b = synthrooms_batch(
+        [HELD_OUT_SEED_START + 7], SynthRoomsConfig(frames=16, height=pipe.cfg.height, width=pipe.cfg.width)
+    )
     g = torch.Generator().manual_seed(0)
     estimate_trajectory(pipe, b.frames, 1, g)  # warm-up
     rows = []
@@ -25,8 +27,17 @@ def main() -> None:
         generate_video(pipe, b.frames[:, :1], b.cameras, steps, g)
         t_gen = time.perf_counter() - t0
         rows.append({"steps": steps, "estimate_s": round(t_est, 3), "generate_s": round(t_gen, 3)})
-    print(json.dumps({"bench": "sampler_cost", "frames": 16, "size": f"{pipe.cfg.width}x{pipe.cfg.height}",
-                      "threads": torch.get_num_threads(), "rows": rows}))
+    print(
+        json.dumps(
+            {
+                "bench": "sampler_cost",
+                "frames": 16,
+                "size": f"{pipe.cfg.width}x{pipe.cfg.height}",
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -61,14 +61,27 @@ def main() -> None:
     tokens = 2 * args.batch * args.frames * (args.size // s // 2) ** 2  # both streams
     peak = matmul_peak()
     achieved = flops / step_s
-    print(json.dumps({
-        "bench": "train_throughput", "model": "tiny", "batch": args.batch, "frames": args.frames,
-        "size": f"{args.size}x{args.size}", "threads": torch.get_num_threads(),
-        "step_s": round(step_s, 4), "tokens_per_s": round(tokens / step_s, 1),
-        "flop_per_step": flops, "achieved_flops": round(achieved / 1e9, 2), "unit": "GFLOP/s",
-        "matmul_peak_gflops": round(peak / 1e9, 2), "fraction_of_peak": round(achieved / peak, 3), "goal_fraction": 0.4,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "train_throughput",
+                "model": "tiny",
+                "batch": args.batch,
+                "frames": args.frames,
+                "size": f"{args.size}x{args.size}",
+                "threads": torch.get_num_threads(),
+                "step_s": round(step_s, 4),
+                "tokens_per_s": round(tokens / step_s, 1),
+                "flop_per_step": flops,
+                "achieved_flops": round(achieved / 1e9, 2),
+                "unit": "GFLOP/s",
+                "matmul_peak_gflops": round(peak / 1e9, 2),
+                "fraction_of_peak": round(achieved / peak, 3),
+                "goal_fraction": 0.4,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,2 +1,3 @@
 """raxels: Rays as Pixels."""
+
 __version__ = "0.1.0"

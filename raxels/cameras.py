@@ -42,20 +42,20 @@ class Cameras:
         """[B, F, 3] camera centres in world coordinates."""
         return self.c2w[..., :3, 3]
 
-    def to(self, *args, **kwargs) -> "Cameras":
+    def to(self, *args, **kwargs) -> Cameras:
         return Cameras(self.K.to(*args, **kwargs), self.c2w.to(*args, **kwargs), self.height, self.width)
 
-    def __getitem__(self, idx) -> "Cameras":
+    def __getitem__(self, idx) -> Cameras:
         """Index the batch dimension (keeps it: an int index gives B=1)."""
         if isinstance(idx, int):
             idx = slice(idx, idx + 1)
         return Cameras(self.K[idx], self.c2w[idx], self.height, self.width)
 
-    def frames(self, idx) -> "Cameras":
+    def frames(self, idx) -> Cameras:
         """Select frames (second dimension)."""
         return Cameras(self.K[:, idx], self.c2w[:, idx], self.height, self.width)
 
-    def resized(self, height: int, width: int) -> "Cameras":
+    def resized(self, height: int, width: int) -> Cameras:
         """Intrinsics for the same cameras on an image resized (not cropped) to height x width."""
         return Cameras(scale_intrinsics(self.K, width / self.width, height / self.height), self.c2w, height, width)
 
@@ -202,9 +202,15 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     w, x, y, z = q.unbind(-1)
     return torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - z * w),
+            2 * (x * z + y * w),
+            2 * (x * y + z * w),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - x * w),
+            2 * (x * z - y * w),
+            2 * (y * z + x * w),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
     ).reshape(*q.shape[:-1], 3, 3)
@@ -217,9 +223,15 @@ def matrix_to_quaternion(R: Tensor) -> Tensor:
     cands = torch.stack(
         [
             torch.stack([1 + tr, m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], -1),
-            torch.stack([m[:, 2, 1] - m[:, 1, 2], 1 + 2 * m[:, 0, 0] - tr, m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]], -1),
-            torch.stack([m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], 1 + 2 * m[:, 1, 1] - tr, m[:, 1, 2] + m[:, 2, 1]], -1),
-            torch.stack([m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], 1 + 2 * m[:, 2, 2] - tr], -1),
+            torch.stack(
+                [m[:, 2, 1] - m[:, 1, 2], 1 + 2 * m[:, 0, 0] - tr, m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]], -1
+            ),
+            torch.stack(
+                [m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], 1 + 2 * m[:, 1, 1] - tr, m[:, 1, 2] + m[:, 2, 1]], -1
+            ),
+            torch.stack(
+                [m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], 1 + 2 * m[:, 2, 2] - tr], -1
+            ),
         ],
         dim=1,
     )  # [N,4 candidates,4]; candidate i is 4*q*q_i, best conditioned where q_i is largest

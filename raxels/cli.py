@@ -48,7 +48,8 @@ def train(
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:
     """Train RaxelsDiT (accelerate; run under `accelerate launch` or `torchrun` for several processes)."""
-    from .train import PRESETS, TrainConfig, train as run_train
+    from .train import PRESETS, TrainConfig
+    from .train import train as run_train
 
     if data != "synthrooms":
         raise InputError(f"unknown training data {data!r}; available: synthrooms")
@@ -56,8 +57,17 @@ def train(
         raise InputError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
     values = dict(PRESETS.get(preset, {}))
     values.update(model=config, data=data, camera_encoding=camera_encoding, seed=seed)
-    opts = dict(steps=steps, batch_size=batch_size, frames=frames, height=height, width=width, lr=lr,
-                log_every=log_every, ckpt_every=ckpt_every, out=out)
+    opts = dict(
+        steps=steps,
+        batch_size=batch_size,
+        frames=frames,
+        height=height,
+        width=width,
+        lr=lr,
+        log_every=log_every,
+        ckpt_every=ckpt_every,
+        out=out,
+    )
     for k, v in opts.items():
         if v is not None:
             values[k] = str(v) if k == "out" else v
@@ -68,16 +78,15 @@ def train(
         raise InputError(str(e)) from None
 
 
-
-
 class _Steps:
     """A rich progress bar over denoising steps (pass the instance as `on_step`)."""
 
     def __init__(self, label: str, total: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+        )
         self.task = self.progress.add_task(label, total=total)
 
     def __enter__(self):
@@ -174,7 +183,9 @@ def joint(
     image: Path = typer.Argument(..., help="First frame (png/jpg)."),
     out: Path = typer.Option(..., help="Output folder."),
     frames: int = typer.Option(16, help="Frames to generate."),
-    hfov: float = typer.Option(0.0, help="Horizontal field of view of the image in degrees (0: let the model infer it)."),
+    hfov: float = typer.Option(
+        0.0, help="Horizontal field of view of the image in degrees (0: let the model infer it)."
+    ),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
     steps: int = typer.Option(20),
     seed: int = typer.Option(0),
@@ -194,7 +205,9 @@ def joint(
     img = resize_frames(read_image(image), pipe.cfg.height, pipe.cfg.width)
     K = default_intrinsics(pipe.cfg.height, pipe.cfg.width, hfov) if hfov > 0 else None
     with _Steps("generating video + trajectory", steps) as bar:
-        video, cams, _ = generate_joint(pipe, img[None, None], frames, steps, K, torch.Generator().manual_seed(seed), bar)
+        video, cams, _ = generate_joint(
+            pipe, img[None, None], frames, steps, K, torch.Generator().manual_seed(seed), bar
+        )
     with staged_dir(out) as tmp:
         write_video(tmp / "video.mp4", _upscaled(video[0]))
         write_camera_outputs(tmp, cams, title="joint generation")
@@ -265,8 +278,11 @@ def evaluate(
     baselines: bool = typer.Option(True, help="Run COLMAP and OpenCV essential-matrix chaining."),
     generation_clips: int = typer.Option(10, help="Clips for generation metrics (0: skip)."),
     generate_steps: int = typer.Option(20),
-    heldout_clips: int = typer.Option(0, help="Also the checkpoint protocol: this many held-out SynthRooms clips "
-                                              "(8 frames, 2 steps; generation PSNR on a quarter of them)."),
+    heldout_clips: int = typer.Option(
+        0,
+        help="Also the checkpoint protocol: this many held-out SynthRooms clips "
+        "(8 frames, 2 steps; generation PSNR on a quarter of them).",
+    ),
 ) -> None:
     """Pose and generation metrics, ours and baselines side by side on the same clips; prints a table."""
     import json
@@ -274,7 +290,14 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from .eval.harness import baseline_methods, evaluate_generation, evaluate_poses, model_method, re10k_clips, synthrooms_clips
+    from .eval.harness import (
+        baseline_methods,
+        evaluate_generation,
+        evaluate_poses,
+        model_method,
+        re10k_clips,
+        synthrooms_clips,
+    )
     from .io.atomic import write_text_atomic
     from .tasks import Pipeline
 
@@ -291,11 +314,28 @@ def evaluate(
         clips = list(re10k_clips())
         if clips:
             datasets["re10k"] = clips
-    rows = evaluate_poses(methods, datasets, progress=lambda r: console.print(
-        f"{r['dataset']:>10} {r['frames']:>6} {r['method']:<26} fail {r['failed']}/{r['clips']}"
-        f" RRA@15 {r.get('RRA@15', float('nan')):.3f} AUC@30 {r.get('AUC@30', float('nan')):.3f} {r['s_per_clip']:.2f} s/clip"))
+    rows = evaluate_poses(
+        methods,
+        datasets,
+        progress=lambda r: console.print(
+            f"{r['dataset']:>10} {r['frames']:>6} {r['method']:<26} fail {r['failed']}/{r['clips']}"
+            f" RRA@15 {r.get('RRA@15', float('nan')):.3f} AUC@30 {r.get('AUC@30', float('nan')):.3f} {r['s_per_clip']:.2f} s/clip"
+        ),
+    )
     table = Table(title="pose estimation")
-    cols = ["dataset", "frames", "method", "RRA@15", "RRA@30", "RTA@15", "RTA@30", "AUC@30", "ATE", "s_per_clip", "fail_rate"]
+    cols = [
+        "dataset",
+        "frames",
+        "method",
+        "RRA@15",
+        "RRA@30",
+        "RTA@15",
+        "RTA@30",
+        "AUC@30",
+        "ATE",
+        "s_per_clip",
+        "fail_rate",
+    ]
     for c in cols:
         table.add_column(c)
     for r in rows:
@@ -307,13 +347,19 @@ def evaluate(
             for dname, clips in datasets.items():
                 g = evaluate_generation(pipe, clips[:generation_clips], generate_steps)
                 gen[f"{name}/{dname}"] = g
-                console.print(f"generation {name}/{dname}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))
+                console.print(
+                    f"generation {name}/{dname}: "
+                    + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items())
+                )
     heldout = {}
     if heldout_clips:
         from .eval.synthrooms import evaluate_synthrooms
 
         heldout = evaluate_synthrooms(pipes["raxels"], clips=heldout_clips, generate_clips=max(1, heldout_clips // 4))
-        console.print("held-out SynthRooms: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in heldout.items()))
+        console.print(
+            "held-out SynthRooms: "
+            + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in heldout.items())
+        )
     write_text_atomic(out, json.dumps({"pose": rows, "generation": gen, "heldout_synthrooms": heldout}, indent=2))
     console.print(f"wrote {out}")
 

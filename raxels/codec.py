@@ -112,7 +112,7 @@ class WanVAECodec(LatentCodec):
         self.std = torch.tensor(vae.config.latents_std[:z]).view(1, z, 1, 1, 1)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, torch_dtype: torch.dtype = torch.float32) -> "WanVAECodec":
+    def from_pretrained(cls, folder: str | os.PathLike, torch_dtype: torch.dtype = torch.float32) -> WanVAECodec:
         from diffusers import AutoencoderKLWan
 
         folder = Path(folder)

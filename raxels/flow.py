@@ -22,8 +22,15 @@ class TaskMask:
     raxel: Tensor
 
 
-def task_mask(task: str, batch: int, video_frames: int, raxel_frames: int, cond_video: int = 1,
-              cond_raxel: int | None = None, device=None) -> TaskMask:
+def task_mask(
+    task: str,
+    batch: int,
+    video_frames: int,
+    raxel_frames: int,
+    cond_video: int = 1,
+    cond_raxel: int | None = None,
+    device=None,
+) -> TaskMask:
     """The DESIGN table. cond_video: clean input video latent frames (generate/joint); cond_raxel: clean cameras
     for joint (default: the cameras of the input frames, i.e. `cond_video` * raxel/video frame ratio, at least 1)."""
     v = torch.ones(batch, video_frames, dtype=torch.bool, device=device)
@@ -60,8 +67,16 @@ def sample_train_t(batch: int, generator: torch.Generator | None = None, device=
     return torch.where(pick < 0.45, logit_normal, torch.where(pick < 0.8, uniform, top))
 
 
-def flow_matching_loss(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, t_video: Tensor, t_raxel: Tensor,
-                       eps_video: Tensor, eps_raxel: Tensor) -> tuple[Tensor, dict]:
+def flow_matching_loss(
+    model,
+    video0: Tensor,
+    raxel0: Tensor,
+    mask: TaskMask,
+    t_video: Tensor,
+    t_raxel: Tensor,
+    eps_video: Tensor,
+    eps_raxel: Tensor,
+) -> tuple[Tensor, dict]:
     """MSE between predicted and true velocity, on noised latent frames only.
 
     t_video, t_raxel: [B] noise level of each sample's noised frames (clean frames get t = 0)."""
@@ -75,7 +90,10 @@ def flow_matching_loss(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, t_
     n_v, n_r = mv.flatten(1).sum(1), mr.flatten(1).sum(1)
     # Per-sample means, then the batch mean: data-parallel shards average to exactly the global loss.
     loss = ((se_v + se_r) / (n_v + n_r).clamp_min(1)).mean()
-    parts = {"loss_video": (se_v.sum() / n_v.sum().clamp_min(1)).item(), "loss_raxel": (se_r.sum() / n_r.sum().clamp_min(1)).item()}
+    parts = {
+        "loss_video": (se_v.sum() / n_v.sum().clamp_min(1)).item(),
+        "loss_raxel": (se_r.sum() / n_r.sum().clamp_min(1)).item(),
+    }
     return loss, parts
 
 
@@ -86,16 +104,29 @@ def timestep_schedule(steps: int, shift: float = 1.0, device=None) -> Tensor:
 
 
 @torch.no_grad()
-def sample(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, shift: float = 1.0,
-           generator: torch.Generator | None = None, guidance: float = 1.0, on_step=None) -> tuple[Tensor, Tensor]:
+def sample(
+    model,
+    video0: Tensor,
+    raxel0: Tensor,
+    mask: TaskMask,
+    steps: int,
+    shift: float = 1.0,
+    generator: torch.Generator | None = None,
+    guidance: float = 1.0,
+    on_step=None,
+) -> tuple[Tensor, Tensor]:
     """Euler sampling of the masked frames; frames outside the mask keep the given clean values throughout.
 
     video0/raxel0 hold the clean conditioning (values in masked frames are ignored). guidance > 1 applies
     classifier-free guidance against the prediction with every given frame hidden (replaced by noise, t = 1)."""
     mv = mask.video[:, None, :, None, None]
     mr = mask.raxel[:, None, :, None, None]
-    xv = torch.where(mv, torch.randn(video0.shape, generator=generator, dtype=video0.dtype, device=video0.device), video0)
-    xr = torch.where(mr, torch.randn(raxel0.shape, generator=generator, dtype=raxel0.dtype, device=raxel0.device), raxel0)
+    xv = torch.where(
+        mv, torch.randn(video0.shape, generator=generator, dtype=video0.dtype, device=video0.device), video0
+    )
+    xr = torch.where(
+        mr, torch.randn(raxel0.shape, generator=generator, dtype=raxel0.dtype, device=raxel0.device), raxel0
+    )
     if guidance != 1.0:
         uv = torch.randn(video0.shape, generator=generator, dtype=video0.dtype, device=video0.device)
         ur = torch.randn(raxel0.shape, generator=generator, dtype=raxel0.dtype, device=raxel0.device)
@@ -109,7 +140,12 @@ def sample(model, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, sh
             # Unconditional: given frames replaced by fixed noise at t = 1 (the unconditional task of training).
             gv = torch.where(mv, xv, uv)
             gr = torch.where(mr, xr, ur)
-            qv, qr = model(gv, gr, torch.where(mask.video, tv, torch.ones_like(tv)), torch.where(mask.raxel, tr, torch.ones_like(tr)))
+            qv, qr = model(
+                gv,
+                gr,
+                torch.where(mask.video, tv, torch.ones_like(tv)),
+                torch.where(mask.raxel, tr, torch.ones_like(tr)),
+            )
             pv, pr = qv + guidance * (pv - qv), qr + guidance * (pr - qr)
         xv = torch.where(mv, xv + (t_next - t) * pv, xv)
         xr = torch.where(mr, xr + (t_next - t) * pr, xr)

@@ -122,9 +122,9 @@ def _dlt_kr(d: Tensor, uv: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
 
 def _skew(v: Tensor) -> Tensor:
     z = torch.zeros_like(v[..., 0])
-    return torch.stack(
-        [z, -v[..., 2], v[..., 1], v[..., 2], z, -v[..., 0], -v[..., 1], v[..., 0], z], dim=-1
-    ).reshape(*v.shape[:-1], 3, 3)
+    return torch.stack([z, -v[..., 2], v[..., 1], v[..., 2], z, -v[..., 0], -v[..., 1], v[..., 0], z], dim=-1).reshape(
+        *v.shape[:-1], 3, 3
+    )
 
 
 def _so3_exp(w: Tensor) -> Tensor:
@@ -181,7 +181,9 @@ def _refine(x: Tensor, o: Tensor, R: Tensor, k: Tensor, uv: Tensor, iters: int):
     return o, R, k
 
 
-def raxels_to_cameras(raxels: Tensor, refine_iters: int = 4, robust_iters: int = 2, max_points: int | None = None) -> Cameras:
+def raxels_to_cameras(
+    raxels: Tensor, refine_iters: int = 4, robust_iters: int = 2, max_points: int | None = None
+) -> Cameras:
     """Raxel images [B, F, 3, H, W] (in [-1, 1]) -> Cameras with pixel intrinsics for an H x W image.
 
     refine_iters: robust Gauss-Newton steps (0: the linear fits only, exact on noise-free raxels);
@@ -196,7 +198,8 @@ def raxels_to_cameras(raxels: Tensor, refine_iters: int = 4, robust_iters: int =
     # float64: the 9x9 DLT normal matrix squares the conditioning.
     x = raxels.permute(0, 1, 3, 4, 2)
     s = max(H, W) / 2.0
-    uv = (pixel_grid(H, W, dtype=torch.float64, device=x.device) - torch.tensor([W / 2, H / 2], dtype=torch.float64, device=x.device)) / s
+    centre = torch.tensor([W / 2, H / 2], dtype=torch.float64, device=x.device)
+    uv = (pixel_grid(H, W, dtype=torch.float64, device=x.device) - centre) / s
     if max_points is not None and max_points < H * W:
         step = max(1, math.ceil(math.sqrt(H * W / max_points)))
         off_h, off_w = (H - 1) % step // 2, (W - 1) % step // 2  # centre the grid

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import html
 import os
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display is ever needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
 
-from .cameras import Cameras  # noqa: E402
-from .io.atomic import atomic_path, write_text_atomic  # noqa: E402
-from .io.image import write_image  # noqa: E402
+from .cameras import Cameras
+from .io.atomic import atomic_path, write_text_atomic
+from .io.image import write_image
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 
@@ -87,9 +86,12 @@ video,img.px{image-rendering:pixelated}"""
 
 def write_report(path: str | os.PathLike, title: str, intro: str, summary: list[dict], sections: list[dict]) -> None:
     """sections: {"title", "text", "items": [{"kind": "video"|"image", "src", "caption", "width"}], "metrics": [...]}"""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1><p>{intro}</p>",
-             "<h2>Metrics</h2>", metrics_table(summary)]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1><p>{intro}</p>",
+        "<h2>Metrics</h2>",
+        metrics_table(summary),
+    ]
     for sec in sections:
         parts.append(f"<section><h2>{html.escape(sec['title'])}</h2><p>{sec.get('text', '')}</p><div class='row'>")
         for it in sec.get("items", []):

@@ -47,7 +47,7 @@ class Pipeline:
     cfg: PipelineConfig
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "Pipeline":
+    def from_pretrained(cls, folder: str | Path) -> Pipeline:
         folder = Path(folder)
         if not (folder / PIPELINE_FILE).is_file() or not (folder / "config.json").is_file():
             raise InputError(f"{folder}: not a raxels model folder ({PIPELINE_FILE} or config.json missing)")
@@ -70,8 +70,10 @@ def _check_frames(pipe: Pipeline, video: Tensor, what: str) -> Tensor:
     if video.dim() != 5 or video.shape[2] != 3:
         raise ValueError(f"{what} must be [B,F,3,H,W] or [F,3,H,W], got {list(video.shape)}")
     if tuple(video.shape[-2:]) != (pipe.cfg.height, pipe.cfg.width):
-        raise ValueError(f"{what} is {video.shape[-1]}x{video.shape[-2]} but the model works at "
-                         f"{pipe.cfg.width}x{pipe.cfg.height}; resize first (raxels.data.clips.resize_clip)")
+        raise ValueError(
+            f"{what} is {video.shape[-1]}x{video.shape[-2]} but the model works at "
+            f"{pipe.cfg.width}x{pipe.cfg.height}; resize first (raxels.data.clips.resize_clip)"
+        )
     if not torch.isfinite(video).all():
         raise ValueError(f"{what} contains NaN or inf")
     return video.float()
@@ -88,8 +90,9 @@ def _camera_latents(pipe: Pipeline, cams: Cameras) -> Tensor:
     return pipe.codec.encode_raxels(camera_images(cams.to(torch.float64), pipe.cfg.camera_encoding).float())
 
 
-def _run(pipe: Pipeline, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, generator,
-         on_step=None) -> tuple[Tensor, Tensor]:
+def _run(
+    pipe: Pipeline, video0: Tensor, raxel0: Tensor, mask: TaskMask, steps: int, generator, on_step=None
+) -> tuple[Tensor, Tensor]:
     if steps < 1:
         raise ValueError("steps must be at least 1")
     return sample(pipe.model, video0, raxel0, mask, steps, pipe.cfg.shift, generator, on_step=on_step)
@@ -106,8 +109,9 @@ def _decode_cameras(pipe: Pipeline, raxel_latents: Tensor) -> tuple[Cameras, Ten
 
 
 @torch.no_grad()
-def estimate_trajectory(pipe: Pipeline, video: Tensor, steps: int = 2, generator: torch.Generator | None = None,
-                        on_step=None):
+def estimate_trajectory(
+    pipe: Pipeline, video: Tensor, steps: int = 2, generator: torch.Generator | None = None, on_step=None
+):
     """video [B,F,3,H,W] in [-1, 1] -> (canonical Cameras, decoded raxel images [B,F,3,H,W])."""
     video = _check_frames(pipe, video, "video")
     B, F = video.shape[:2]
@@ -132,8 +136,14 @@ def _video_latents_with_inputs(pipe: Pipeline, images: Tensor, num_frames: int) 
 
 
 @torch.no_grad()
-def generate_video(pipe: Pipeline, images: Tensor, cameras: Cameras, steps: int = 20,
-                   generator: torch.Generator | None = None, on_step=None) -> Tensor:
+def generate_video(
+    pipe: Pipeline,
+    images: Tensor,
+    cameras: Cameras,
+    steps: int = 20,
+    generator: torch.Generator | None = None,
+    on_step=None,
+) -> Tensor:
     """Input image(s) [B,k,3,H,W] + a trajectory of F cameras (any world frame) -> video [B,F,3,H,W]."""
     images = _check_frames(pipe, images, "images")
     if (cameras.height, cameras.width) != (pipe.cfg.height, pipe.cfg.width):
@@ -155,8 +165,15 @@ def default_intrinsics(height: int, width: int, hfov_deg: float = 75.0) -> Tenso
 
 
 @torch.no_grad()
-def generate_joint(pipe: Pipeline, images: Tensor, num_frames: int, steps: int = 20, K: Tensor | None = None,
-                   generator: torch.Generator | None = None, on_step=None) -> tuple[Tensor, Cameras, Tensor]:
+def generate_joint(
+    pipe: Pipeline,
+    images: Tensor,
+    num_frames: int,
+    steps: int = 20,
+    K: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    on_step=None,
+) -> tuple[Tensor, Cameras, Tensor]:
     """Input image(s) [B,k,3,H,W] -> (video [B,F,3,H,W], canonical Cameras, decoded raxels).
 
     With intrinsics K (pixels, [3,3]) the first camera (identity pose) is given clean; without, it is sampled too
@@ -178,8 +195,14 @@ def generate_joint(pipe: Pipeline, images: Tensor, num_frames: int, steps: int =
 
 
 @torch.no_grad()
-def self_consistency(pipe: Pipeline, video: Tensor, estimate_steps: int = 2, generate_steps: int = 20,
-                     generator: torch.Generator | None = None, on_step=None) -> dict:
+def self_consistency(
+    pipe: Pipeline,
+    video: Tensor,
+    estimate_steps: int = 2,
+    generate_steps: int = 20,
+    generator: torch.Generator | None = None,
+    on_step=None,
+) -> dict:
     """Closed loop: estimate V's poses, regenerate V' along them from V's first frame, compare V with V' (PSNR,
     SSIM) and V's estimated poses with V''s (pairwise rotation error, RRA@15, AUC@30)."""
     from .eval.pose import pose_metrics
@@ -192,8 +215,15 @@ def self_consistency(pipe: Pipeline, video: Tensor, estimate_steps: int = 2, gen
     pm = pose_metrics(cams2.c2w, cams.c2w)
     later = slice(1, None)  # frame 0 is given, not generated
     return {
-        "cameras": cams, "cameras_regenerated": cams2, "raxels": raxels, "video_regenerated": regen,
-        "metrics": {"psnr": psnr(regen[:, later], video[:, later]), "ssim": ssim(regen[:, later], video[:, later]),
-                    "pose_mean_rot_err_deg": pm["mean_rot_err_deg"], "pose_RRA@15": pm["RRA@15"],
-                    "pose_AUC@30": pm["AUC@30"]},
+        "cameras": cams,
+        "cameras_regenerated": cams2,
+        "raxels": raxels,
+        "video_regenerated": regen,
+        "metrics": {
+            "psnr": psnr(regen[:, later], video[:, later]),
+            "ssim": ssim(regen[:, later], video[:, later]),
+            "pose_mean_rot_err_deg": pm["mean_rot_err_deg"],
+            "pose_RRA@15": pm["RRA@15"],
+            "pose_AUC@30": pm["AUC@30"],
+        },
     }

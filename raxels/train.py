@@ -54,7 +54,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
         return cls(**d)
@@ -63,8 +63,17 @@ class TrainConfig:
 PRESETS = {
     # `make checkpoint`: the shipped tiny model.
     # 32x32 clips of 4, 8 or 16 frames: about 80 minutes on a 2-core CPU.
-    "checkpoint": dict(steps=3600, batch_size=8, frames_choices=(4, 8, 16), height=32, width=32, lr=4e-4,
-                       warmup=100, ckpt_every=200, out="runs/checkpoint"),
+    "checkpoint": dict(
+        steps=3600,
+        batch_size=8,
+        frames_choices=(4, 8, 16),
+        height=32,
+        width=32,
+        lr=4e-4,
+        warmup=100,
+        ckpt_every=200,
+        out="runs/checkpoint",
+    ),
 }
 
 
@@ -177,8 +186,14 @@ def restore(path: Path, model, ema: dict, opt) -> int:
 def pipeline_config(cfg: TrainConfig):
     from .tasks import PipelineConfig
 
-    return PipelineConfig(height=cfg.height, width=cfg.width, codec="pixel", codec_factor=cfg.codec_factor,
-                          camera_encoding=cfg.camera_encoding, train_frames=tuple(cfg.frames_choices or (cfg.frames,)))
+    return PipelineConfig(
+        height=cfg.height,
+        width=cfg.width,
+        codec="pixel",
+        codec_factor=cfg.codec_factor,
+        camera_encoding=cfg.camera_encoding,
+        train_frames=tuple(cfg.frames_choices or (cfg.frames,)),
+    )
 
 
 def export_model(folder: Path, model, ema: dict, cfg: TrainConfig) -> None:
@@ -263,8 +278,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         history.append(global_loss)
         done = step + 1
         if accelerator.is_main_process and (done % cfg.log_every == 0 or done == cfg.steps):
-            rec = {"step": done, "loss": global_loss, **parts, "lr": lr_at(cfg, step),
-                   "elapsed_s": round(time.perf_counter() - t0, 2)}
+            rec = {
+                "step": done,
+                "loss": global_loss,
+                **parts,
+                "lr": lr_at(cfg, step),
+                "elapsed_s": round(time.perf_counter() - t0, 2),
+            }
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             if progress:

@@ -16,7 +16,9 @@ def test_smallest_eigenvector_matches_eigh():
     g = torch.Generator().manual_seed(1)
     # The DLT regime: one eigenvalue near zero, the rest well above it.
     Q = torch.linalg.qr(torch.randn(200, 9, 9, generator=g, dtype=torch.float64)).Q
-    lam = torch.cat([torch.full((200, 1), 1e-3, dtype=torch.float64), 1 + torch.rand(200, 8, generator=g, dtype=torch.float64)], 1)
+    lam = torch.cat(
+        [torch.full((200, 1), 1e-3, dtype=torch.float64), 1 + torch.rand(200, 8, generator=g, dtype=torch.float64)], 1
+    )
     B = Q @ torch.diag_embed(lam) @ Q.transpose(1, 2)
     v = smallest_eigenvector(B)
     ref = torch.linalg.eigh(B).eigenvectors[..., 0]

@@ -4,9 +4,19 @@ import pytest
 import torch
 
 from raxels.cameras import (
-    Cameras, canonicalise, invert_rigid, make_cameras, matrix_to_quaternion, opencv_to_opengl_c2w,
-    opengl_to_opencv_c2w, project_to_rotation, quaternion_to_matrix, relative_rotation_deg, rt_to_matrix,
-    uncanonicalise, validate,
+    Cameras,
+    canonicalise,
+    invert_rigid,
+    make_cameras,
+    matrix_to_quaternion,
+    opencv_to_opengl_c2w,
+    opengl_to_opencv_c2w,
+    project_to_rotation,
+    quaternion_to_matrix,
+    relative_rotation_deg,
+    rt_to_matrix,
+    uncanonicalise,
+    validate,
 )
 from tests.conftest import random_cameras
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from raxels.cli import main
-from raxels.codec import PixelCodec
 from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
 from raxels.io import read_cameras, read_re10k, read_video, write_image, write_re10k, write_video
 from raxels.model import build_model, model_config
@@ -61,16 +60,31 @@ def test_estimate_writes_all_formats(model_dir, clip_files, tmp_path, capsys):
 
 def test_generate_joint_consistency(model_dir, clip_files, tmp_path, capsys):
     d, clip = clip_files
-    code, _, err = run(["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", tmp_path / "g.mp4",
-                        "--model", model_dir, "--steps", 2], capsys)
+    code, _, err = run(
+        [
+            "generate",
+            d / "first.png",
+            "--trajectory",
+            d / "traj.txt",
+            "--out",
+            tmp_path / "g.mp4",
+            "--model",
+            model_dir,
+            "--steps",
+            2,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert read_video(tmp_path / "g.mp4")[0].shape[0] == 6
-    code, _, err = run(["joint", d / "first.png", "--out", tmp_path / "j", "--frames", 4, "--model", model_dir,
-                        "--steps", 2], capsys)
+    code, _, err = run(
+        ["joint", d / "first.png", "--out", tmp_path / "j", "--frames", 4, "--model", model_dir, "--steps", 2], capsys
+    )
     assert code == 0, err
     assert (tmp_path / "j" / "video.mp4").is_file() and (tmp_path / "j" / "cameras.txt").is_file()
-    code, out, err = run(["consistency", d / "clip.mp4", "--out", tmp_path / "c", "--model", model_dir,
-                          "--generate-steps", 2], capsys)
+    code, out, err = run(
+        ["consistency", d / "clip.mp4", "--out", tmp_path / "c", "--model", model_dir, "--generate-steps", 2], capsys
+    )
     assert code == 0, err
     assert (tmp_path / "c" / "metrics.json").is_file() and '"psnr"' in out
 
@@ -85,8 +99,9 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
     assert torch.allclose(a.c2w, b.c2w, atol=1e-7) and torch.allclose(a.K, b.K, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["corrupt_video", "missing_video", "nan_trajectory", "missing_model", "re10k_no_size",
-                                  "bad_format"])
+@pytest.mark.parametrize(
+    "case", ["corrupt_video", "missing_video", "nan_trajectory", "missing_model", "re10k_no_size", "bad_format"]
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
     d, _ = clip_files
     bad = tmp_path / "bad"
@@ -98,8 +113,16 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     argv = {
         "corrupt_video": ["estimate", bad / "broken.mp4", "--out", tmp_path / "o", "--model", model_dir],
         "missing_video": ["consistency", bad / "nope.mp4", "--out", tmp_path / "o", "--model", model_dir],
-        "nan_trajectory": ["generate", d / "first.png", "--trajectory", bad / "nan.txt", "--out", tmp_path / "o.mp4",
-                           "--model", model_dir],
+        "nan_trajectory": [
+            "generate",
+            d / "first.png",
+            "--trajectory",
+            bad / "nan.txt",
+            "--out",
+            tmp_path / "o.mp4",
+            "--model",
+            model_dir,
+        ],
         "missing_model": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", bad / "nomodel"],
         "re10k_no_size": ["convert", d / "traj.txt", tmp_path / "o.json"],
         "bad_format": ["convert", d / "traj.txt", tmp_path / "o.xyz", "--width", 64, "--height", 48],

@@ -23,8 +23,15 @@ def tiny_wan_vae(tmp_path_factory):
     from diffusers import AutoencoderKLWan
 
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, temperal_downsample=[True, False],
-                           scale_factor_temporal=2, scale_factor_spatial=4)
+    vae = AutoencoderKLWan(
+        base_dim=8,
+        z_dim=4,
+        dim_mult=[1, 2, 2],
+        num_res_blocks=1,
+        temperal_downsample=[True, False],
+        scale_factor_temporal=2,
+        scale_factor_spatial=4,
+    )
     folder = tmp_path_factory.mktemp("wanvae")
     vae.save_pretrained(folder)
     return folder

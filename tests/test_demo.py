@@ -13,8 +13,15 @@ def test_demo_writes_a_complete_report(tmp_path):
     write_pipeline_config(model, PipelineConfig(height=32, width=32))
     report = run_demo(tmp_path / "demo", model, synth_clips=1, gen_steps=1)
     html = report.read_text()
-    for needle in ("synthrooms_0_generated.mp4", "synthrooms_0_trajectory.png", "synthrooms_0_raxels_est.png",
-                   "synthrooms_0_joint.mp4", "self-consistency", "RRA@15", "PSNR"):
+    for needle in (
+        "synthrooms_0_generated.mp4",
+        "synthrooms_0_trajectory.png",
+        "synthrooms_0_raxels_est.png",
+        "synthrooms_0_joint.mp4",
+        "self-consistency",
+        "RRA@15",
+        "PSNR",
+    ):
         assert needle in html, needle
     for src in ("synthrooms_0_generated.mp4", "synthrooms_0_trajectory.png", "metrics.json"):
         assert (tmp_path / "demo" / src).stat().st_size > 0

@@ -1,7 +1,5 @@
-import copy
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -99,8 +97,11 @@ def test_harness_runs_methods_side_by_side(re10k_pairs):
     cfg = model_config("tiny", dim=32, heads=2, ffn_dim=64, num_layers=1, ray_dim=32, ray_heads=2, ray_ffn_dim=64)
     pipe = Pipeline(build_model(cfg).eval(), PixelCodec(4), PipelineConfig(height=32, width=32))
     clips = {"synthrooms": list(synthrooms_clips(1)), "re10k": list(re10k_clips())[:1]}
-    methods = {"model": model_method(pipe), "opencv": lambda c: opencv_chain_poses(c.frames, c.cameras.K[0, 0]),
-               "always-fails": lambda c: None}
+    methods = {
+        "model": model_method(pipe),
+        "opencv": lambda c: opencv_chain_poses(c.frames, c.cameras.K[0, 0]),
+        "always-fails": lambda c: None,
+    }
     rows = evaluate_poses(methods, clips)
     assert len(rows) == 2 * 2 * 3
     for r in rows:

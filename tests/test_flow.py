@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from raxels.flow import TASKS, TaskMask, flow_matching_loss, noised, sample, task_mask, timestep_schedule
+from raxels.flow import TASKS, flow_matching_loss, noised, sample, task_mask, timestep_schedule
 
 
 def test_task_masks_follow_the_design_table():

@@ -8,7 +8,13 @@ from raxels.cameras import canonicalise
 from raxels.data.realestate10k import load_re10k_clip
 from raxels.errors import InputError
 from raxels.io import (
-    read_colmap_text, read_re10k, read_transforms, read_video, write_colmap_text, write_re10k, write_transforms,
+    read_colmap_text,
+    read_re10k,
+    read_transforms,
+    read_video,
+    write_colmap_text,
+    write_re10k,
+    write_transforms,
     write_video,
 )
 from tests.conftest import random_cameras
@@ -50,8 +56,15 @@ def test_transforms_round_trip_exact(tmp_path):
 
 
 def test_transforms_global_intrinsics_and_opengl_convention(tmp_path):
-    meta = {"fl_x": 50.0, "fl_y": 50.0, "cx": 20.0, "cy": 15.0, "w": 40, "h": 30,
-            "frames": [{"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}]}
+    meta = {
+        "fl_x": 50.0,
+        "fl_y": 50.0,
+        "cx": 20.0,
+        "cy": 15.0,
+        "w": 40,
+        "h": 30,
+        "frames": [{"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}],
+    }
     (tmp_path / "t.json").write_text(json.dumps(meta))
     cams, _ = read_transforms(tmp_path / "t.json")
     # An OpenGL identity camera looks down -z: in OpenCV its z axis points to -z of the world.
@@ -68,7 +81,9 @@ def test_colmap_round_trip_exact(tmp_path):
 
 def test_video_round_trip(tmp_path):
     g = torch.Generator().manual_seed(0)
-    frames = torch.nn.functional.interpolate(torch.rand(6, 3, 8, 8, generator=g) * 2 - 1, size=(32, 48), mode="bilinear")
+    frames = torch.nn.functional.interpolate(
+        torch.rand(6, 3, 8, 8, generator=g) * 2 - 1, size=(32, 48), mode="bilinear"
+    )
     write_video(tmp_path / "v.mp4", frames, fps=8)
     back, fps = read_video(tmp_path / "v.mp4")
     assert back.shape == frames.shape and fps == 8
@@ -97,7 +112,9 @@ def test_resize_clip_keeps_rays(re10k_pairs):
     # The centre pixel's ray is unchanged by the centre crop and resize.
     d_small = ray_directions(clip.cameras.to(torch.float64))[0, :, 31:33, 31:33].mean((1, 2))
     d_full = ray_directions(full.cameras.to(torch.float64))[0, :, 127:129, 191:193].mean((1, 2))
-    assert torch.allclose(d_small / d_small.norm(dim=-1, keepdim=True), d_full / d_full.norm(dim=-1, keepdim=True), atol=1e-4)
+    assert torch.allclose(
+        d_small / d_small.norm(dim=-1, keepdim=True), d_full / d_full.norm(dim=-1, keepdim=True), atol=1e-4
+    )
 
 
 # ---- bad input: one line naming the file and the problem ----
@@ -125,8 +142,12 @@ def test_bad_re10k_files(tmp_path, text, message):
 
 
 def test_missing_files(tmp_path):
-    for fn, arg in ((read_re10k, (tmp_path / "no.txt", 8, 8)), (read_video, (tmp_path / "no.mp4",)),
-                    (read_transforms, (tmp_path / "no.json",)), (read_colmap_text, (tmp_path,))):
+    for fn, arg in (
+        (read_re10k, (tmp_path / "no.txt", 8, 8)),
+        (read_video, (tmp_path / "no.mp4",)),
+        (read_transforms, (tmp_path / "no.json",)),
+        (read_colmap_text, (tmp_path,)),
+    ):
         with pytest.raises(InputError, match="not found"):
             fn(*arg)
 
@@ -151,7 +172,9 @@ def test_bad_transforms_and_colmap(tmp_path):
     (tmp_path / "t.json").write_text("{not json")
     with pytest.raises(InputError, match="not valid JSON"):
         read_transforms(tmp_path / "t.json")
-    (tmp_path / "t.json").write_text(json.dumps({"frames": [{"transform_matrix": [[1, 0], [0, 1]]}], "fl_x": 1, "w": 4, "h": 4}))
+    (tmp_path / "t.json").write_text(
+        json.dumps({"frames": [{"transform_matrix": [[1, 0], [0, 1]]}], "fl_x": 1, "w": 4, "h": 4})
+    )
     with pytest.raises(InputError, match="4x4"):
         read_transforms(tmp_path / "t.json")
     (tmp_path / "cameras.txt").write_text("1 PINHOLE 40 30 50 50 20 15\n")

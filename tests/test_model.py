@@ -16,7 +16,9 @@ def test_parameter_counts_on_meta_device(name, lo, hi):
 
 def _small(**kw):
     torch.manual_seed(0)
-    cfg = model_config("tiny", dim=64, heads=2, ffn_dim=128, num_layers=2, ray_dim=32, ray_heads=2, ray_ffn_dim=64, **kw)
+    cfg = model_config(
+        "tiny", dim=64, heads=2, ffn_dim=128, num_layers=2, ray_dim=32, ray_heads=2, ray_ffn_dim=64, **kw
+    )
     m = build_model(cfg)
     for p in m.parameters():  # the output layer starts at zero; give it weights so outputs depend on inputs
         if p.abs().sum() == 0:
@@ -62,7 +64,11 @@ def test_gradients_reach_both_streams():
     m = _small()
     pv, pr = m(torch.randn(1, 48, 2, 8, 8), torch.randn(1, 48, 2, 8, 8), torch.rand(1), torch.rand(1))
     (pv.square().mean() + pr.square().mean()).backward()
-    for name in ("blocks.0.video.attn1.to_q.weight", "blocks.0.raxel.attn2.to_k.weight", "raxel_io.patch_embedding.weight"):
+    for name in (
+        "blocks.0.video.attn1.to_q.weight",
+        "blocks.0.raxel.attn2.to_k.weight",
+        "raxel_io.patch_embedding.weight",
+    ):
         assert dict(m.named_parameters())[name].grad.abs().sum() > 0, name
 
 
@@ -79,7 +85,9 @@ def test_plucker_variant_takes_six_channel_maps():
     pv, pr = m(torch.randn(1, 48, 2, 8, 8), torch.randn(1, 96, 2, 8, 8), torch.rand(1), torch.rand(1))
     assert pr.shape == (1, 96, 2, 8, 8)
     with pytest.raises(ValueError, match="camera_encoding"):
-        model_config("tiny", camera_encoding="bogus") and build_model(model_config("tiny", camera_encoding="bogus"), "meta")
+        model_config("tiny", camera_encoding="bogus") and build_model(
+            model_config("tiny", camera_encoding="bogus"), "meta"
+        )
 
 
 def test_unknown_config():

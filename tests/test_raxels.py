@@ -3,7 +3,7 @@ import torch
 from raxels.cameras import canonicalise, relative_rotation_deg
 from raxels.data.realestate10k import load_re10k_clip
 from raxels.plucker import cameras_to_plucker
-from raxels.raxels import cameras_to_raxels, ray_directions, raxels_to_cameras
+from raxels.raxels import cameras_to_raxels, raxels_to_cameras, ray_directions
 from tests.conftest import random_cameras
 
 

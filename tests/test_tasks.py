@@ -7,7 +7,12 @@ from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
 from raxels.model import build_model, model_config
 from raxels.plucker import cameras_to_plucker, plucker_to_cameras
 from raxels.tasks import (
-    Pipeline, PipelineConfig, estimate_trajectory, generate_joint, generate_video, self_consistency,
+    Pipeline,
+    PipelineConfig,
+    estimate_trajectory,
+    generate_joint,
+    generate_video,
+    self_consistency,
     write_pipeline_config,
 )
 from tests.conftest import random_cameras

@@ -19,8 +19,19 @@ SMALL = dict(dim=64, heads=2, ffn_dim=128, num_layers=2, ray_dim=64, ray_heads=2
 
 
 def _cfg(out, **kw):
-    base = dict(steps=12, batch_size=2, frames=4, height=32, width=32, lr=1e-3, warmup=2, ckpt_every=3, log_every=1,
-                out=str(out), model_overrides=SMALL)
+    base = dict(
+        steps=12,
+        batch_size=2,
+        frames=4,
+        height=32,
+        width=32,
+        lr=1e-3,
+        warmup=2,
+        ckpt_every=3,
+        log_every=1,
+        out=str(out),
+        model_overrides=SMALL,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -61,8 +72,17 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     one = _cfg(tmp_path / "one", steps=4, batch_size=4, ckpt_every=100)
     two = _cfg(tmp_path / "two", steps=4, batch_size=4, ckpt_every=100)
     subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                str(ROOT / "tests" / "train_worker.py"), json.dumps(asdict(two))]
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        str(ROOT / "tests" / "train_worker.py"),
+        json.dumps(asdict(two)),
+    ]
     subprocess.run(launcher, check=True, env=_env(), cwd=ROOT, capture_output=True)
     l1, l2 = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert l1.keys() == l2.keys() == {1, 2, 3, 4}
@@ -72,8 +92,20 @@ def test_two_process_ddp_matches_one_process(tmp_path):
 
 def test_tiny_model_overfits_one_clip(tmp_path):
     t0 = time.time()
-    cfg = TrainConfig(steps=400, batch_size=4, frames=4, height=32, width=32, lr=2e-3, warmup=20, clip_seeds=(7,),
-                      out=str(tmp_path), ckpt_every=10_000, log_every=400, task_probs=(0.25, 0.25, 0.25, 0.25))
+    cfg = TrainConfig(
+        steps=400,
+        batch_size=4,
+        frames=4,
+        height=32,
+        width=32,
+        lr=2e-3,
+        warmup=20,
+        clip_seeds=(7,),
+        out=str(tmp_path),
+        ckpt_every=10_000,
+        log_every=400,
+        task_probs=(0.25, 0.25, 0.25, 0.25),
+    )
     losses = train(cfg, progress=False)["losses"]
     first, last = sum(losses[:5]) / 5, sum(losses[-20:]) / 20
     assert last < first / 10, (first, last)

@@ -34,8 +34,13 @@ def resize_frames(frames: Tensor, height: int, width: int) -> Tensor:
     frames = frames[..., top : top + ch, left : left + cw]
     if (ch, cw) != (height, width):
         lead = frames.shape[:-3]
-        frames = Fnn.interpolate(frames.reshape(-1, *frames.shape[-3:]), size=(height, width), mode="bilinear",
-                                 antialias=True, align_corners=False).reshape(*lead, 3, height, width)
+        frames = Fnn.interpolate(
+            frames.reshape(-1, *frames.shape[-3:]),
+            size=(height, width),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        ).reshape(*lead, 3, height, width)
     return frames.clamp(-1, 1)
 
 

@@ -13,7 +13,9 @@ from .clips import VideoClip, resize_clip
 SHARED_RE10K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "realestate10k_cameractrl"
 
 
-def load_re10k_clip(video: str | os.PathLike, poses: str | os.PathLike, size: tuple[int, int] | None = None) -> VideoClip:
+def load_re10k_clip(
+    video: str | os.PathLike, poses: str | os.PathLike, size: tuple[int, int] | None = None
+) -> VideoClip:
     """Load a clip; `size` = (H, W) resizes frames and intrinsics together."""
     frames, _ = read_video(video)
     H, W = frames.shape[-2:]

@@ -164,7 +164,7 @@ def _shade(p: Tensor, surf: Tensor, axis: Tensor, d: Tensor, t: Tensor, tex: Ten
     a1 = torch.where(axis == 0, p[:, 2], p[:, 0])
     a2 = torch.where(axis == 1, p[:, 2], p[:, 1])
     fa, fb, cs = prm[:, 6], prm[:, 7], prm[:, 8]
-    checker = ((torch.floor(a1 / cs) + torch.floor(a2 / cs)) % 2)
+    checker = (torch.floor(a1 / cs) + torch.floor(a2 / cs)) % 2
     wave = 0.5 + 0.5 * torch.sin(fa * a1 * 2.1 + fb * a2 * 1.7 + surf.double())
     mix = (0.55 * checker + 0.45 * wave)[:, None]
     albedo = prm[:, :3] * (1 - mix) + prm[:, 3:6] * mix

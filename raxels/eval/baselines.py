@@ -32,8 +32,14 @@ def colmap_poses(frames: Tensor, K: Tensor | None = None, threads: int = 2) -> T
         extract = pycolmap.FeatureExtractionOptions()
         extract.num_threads = threads
         extract.use_gpu = False
-        pycolmap.extract_features(d / "db.db", d / "images", camera_mode=pycolmap.CameraMode.SINGLE,
-                                  reader_options=reader, extraction_options=extract, device=pycolmap.Device.cpu)
+        pycolmap.extract_features(
+            d / "db.db",
+            d / "images",
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader,
+            extraction_options=extract,
+            device=pycolmap.Device.cpu,
+        )
         pycolmap.match_exhaustive(d / "db.db", device=pycolmap.Device.cpu)
         opts = pycolmap.IncrementalPipelineOptions()
         opts.num_threads = threads
@@ -72,7 +78,9 @@ def opencv_chain_poses(frames: Tensor, K: Tensor) -> Tensor | None:
         (k1, d1), (k2, d2) = feats[i], feats[i + 1]
         if d1 is None or d2 is None or len(k1) < 8 or len(k2) < 8:
             return None
-        good = [m for m, n in (p for p in matcher.knnMatch(d1, d2, k=2) if len(p) == 2) if m.distance < 0.8 * n.distance]
+        good = [
+            m for m, n in (p for p in matcher.knnMatch(d1, d2, k=2) if len(p) == 2) if m.distance < 0.8 * n.distance
+        ]
         if len(good) < 8:
             return None
         p1 = np.float64([k1[m.queryIdx].pt for m in good])

@@ -5,8 +5,8 @@ often a method returns no poses; plus generation metrics (PSNR, SSIM, FID, camer
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -77,8 +77,12 @@ class Accumulator:
 
     def row(self) -> dict:
         n = len(self.seconds)
-        out = {"clips": n, "failed": self.failures, "fail_rate": self.failures / max(1, n),
-               "s_per_clip": sum(self.seconds) / max(1, n)}
+        out = {
+            "clips": n,
+            "failed": self.failures,
+            "fail_rate": self.failures / max(1, n),
+            "s_per_clip": sum(self.seconds) / max(1, n),
+        }
         if self.rot:
             # Pairwise metrics pool all pairs of the clips a method posed.
             m = metrics_from_errors(torch.cat(self.rot), torch.cat(self.trans))
@@ -123,7 +127,9 @@ def evaluate_generation(pipe: Pipeline, clips: list[EvalClip], steps: int = 20, 
     gens, refs, psnrs, ssims, rot, trans, fails = [], [], [], [], [], [], 0
     g = torch.Generator().manual_seed(0)
     for clip in clips:
-        fr, cams = resize_clip(clip.frames[:frames], clip.cameras.frames(slice(0, frames)), pipe.cfg.height, pipe.cfg.width)
+        fr, cams = resize_clip(
+            clip.frames[:frames], clip.cameras.frames(slice(0, frames)), pipe.cfg.height, pipe.cfg.width
+        )
         video = generate_video(pipe, fr[None, :1], cams, steps, g)[0]
         gens.append(video[1:])
         refs.append(fr[1:])
@@ -139,9 +145,13 @@ def evaluate_generation(pipe: Pipeline, clips: list[EvalClip], steps: int = 20, 
             rot.append(r)
             trans.append(t)
     return {
-        "clips": len(clips), "frames": frames, "steps": steps,
-        "PSNR": sum(psnrs) / len(psnrs), "SSIM": sum(ssims) / len(ssims),
+        "clips": len(clips),
+        "frames": frames,
+        "steps": steps,
+        "PSNR": sum(psnrs) / len(psnrs),
+        "SSIM": sum(ssims) / len(ssims),
         "FID": fid(torch.cat(gens), torch.cat(refs)),
-        "RotErr": sum(rot) / max(1, len(rot)), "TransErr": sum(trans) / max(1, len(trans)),
+        "RotErr": sum(rot) / max(1, len(rot)),
+        "TransErr": sum(trans) / max(1, len(trans)),
         "camera_control_failures": fails,
     }

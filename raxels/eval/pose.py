@@ -41,9 +41,13 @@ def metrics_from_errors(rot: Tensor, trans: Tensor) -> dict[str, float]:
     thresholds = torch.arange(1, 31, dtype=both.dtype)
     auc = (both[None] < thresholds[:, None]).double().mean().item()
     return {
-        "RRA@15": (rot < 15).double().mean().item(), "RRA@30": (rot < 30).double().mean().item(),
-        "RTA@15": (trans < 15).double().mean().item(), "RTA@30": (trans < 30).double().mean().item(),
-        "AUC@30": auc, "mean_rot_err_deg": rot.mean().item(), "pairs": int(rot.numel()),
+        "RRA@15": (rot < 15).double().mean().item(),
+        "RRA@30": (rot < 30).double().mean().item(),
+        "RTA@15": (trans < 15).double().mean().item(),
+        "RTA@30": (trans < 30).double().mean().item(),
+        "AUC@30": auc,
+        "mean_rot_err_deg": rot.mean().item(),
+        "pairs": int(rot.numel()),
     }
 
 

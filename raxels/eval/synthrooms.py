@@ -14,8 +14,16 @@ from .pose import ate, pose_metrics
 from .video import psnr, ssim
 
 
-def evaluate_synthrooms(pipe: Pipeline, clips: int = 200, frames: int = 8, estimate_steps: int = 2,
-                        generate_clips: int = 50, generate_steps: int = 20, batch: int = 10, seed: int = 0) -> dict:
+def evaluate_synthrooms(
+    pipe: Pipeline,
+    clips: int = 200,
+    frames: int = 8,
+    estimate_steps: int = 2,
+    generate_clips: int = 50,
+    generate_steps: int = 20,
+    batch: int = 10,
+    seed: int = 0,
+) -> dict:
     cfg = SynthRoomsConfig(frames=frames, height=pipe.cfg.height, width=pipe.cfg.width)
     seeds = list(range(HELD_OUT_SEED_START + seed * 100_000, HELD_OUT_SEED_START + seed * 100_000 + clips))
     g = torch.Generator().manual_seed(seed)
@@ -39,11 +47,18 @@ def evaluate_synthrooms(pipe: Pipeline, clips: int = 200, frames: int = 8, estim
                 psnrs.append(psnr(video[k, 1:], b.frames[k, 1:]))
                 ssims.append(ssim(video[k, 1:], b.frames[k, 1:]))
     m = pose_metrics(torch.cat(pred), torch.cat(gt))
-    m.update({
-        "clips": clips, "frames": frames, "estimate_steps": estimate_steps, "ATE": sum(ates) / len(ates),
-        "estimate_s_per_clip": t_est / clips,
-        "generate_clips": len(psnrs), "generate_steps": generate_steps,
-        "PSNR": sum(psnrs) / max(1, len(psnrs)), "SSIM": sum(ssims) / max(1, len(ssims)),
-        "generate_s_per_clip": t_gen / max(1, len(psnrs)),
-    })
+    m.update(
+        {
+            "clips": clips,
+            "frames": frames,
+            "estimate_steps": estimate_steps,
+            "ATE": sum(ates) / len(ates),
+            "estimate_s_per_clip": t_est / clips,
+            "generate_clips": len(psnrs),
+            "generate_steps": generate_steps,
+            "PSNR": sum(psnrs) / max(1, len(psnrs)),
+            "SSIM": sum(ssims) / max(1, len(ssims)),
+            "generate_s_per_clip": t_gen / max(1, len(psnrs)),
+        }
+    )
     return m

@@ -1,11 +1,10 @@
 """Readers and writers at the boundary: every format converts to `raxels.cameras.Cameras` here."""
 
 from .colmap import read_colmap_text, write_colmap_text
+from .image import read_image, write_image
 from .nerfstudio import read_transforms, write_transforms
 from .realestate10k import Re10kTrajectory, read_re10k, write_re10k
 from .video import read_video, write_video
-
-from .image import read_image, write_image
 
 
 def read_cameras(path, height: int | None = None, width: int | None = None):
@@ -30,7 +29,16 @@ def read_cameras(path, height: int | None = None, width: int | None = None):
 
 
 __all__ = [
-    "read_cameras", "read_image", "write_image",
-    "Re10kTrajectory", "read_colmap_text", "read_re10k", "read_transforms", "read_video",
-    "write_colmap_text", "write_re10k", "write_transforms", "write_video",
+    "read_cameras",
+    "read_image",
+    "write_image",
+    "Re10kTrajectory",
+    "read_colmap_text",
+    "read_re10k",
+    "read_transforms",
+    "read_video",
+    "write_colmap_text",
+    "write_re10k",
+    "write_transforms",
+    "write_video",
 ]

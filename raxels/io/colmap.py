@@ -7,7 +7,15 @@ from pathlib import Path
 
 import torch
 
-from ..cameras import Cameras, intrinsics, invert_rigid, make_cameras, matrix_to_quaternion, quaternion_to_matrix, rt_to_matrix
+from ..cameras import (
+    Cameras,
+    intrinsics,
+    invert_rigid,
+    make_cameras,
+    matrix_to_quaternion,
+    quaternion_to_matrix,
+    rt_to_matrix,
+)
 from ..errors import InputError
 from .atomic import write_text_atomic
 
@@ -97,7 +105,11 @@ def write_colmap_text(folder: str | os.PathLike, cams: Cameras, names: list[str]
     w2c = invert_rigid(cams.c2w[0].double())
     q = matrix_to_quaternion(w2c[:, :3, :3])
     cam_lines = ["# Camera list with one line of data per camera:", "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]"]
-    img_lines = ["# Image list with two lines of data per image:", "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME", "#   POINTS2D[] as (X, Y, POINT3D_ID)"]
+    img_lines = [
+        "# Image list with two lines of data per image:",
+        "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+        "#   POINTS2D[] as (X, Y, POINT3D_ID)",
+    ]
     for i in range(F):
         fx, fy, cx, cy = (float(K[i, a, b]) for a, b in ((0, 0), (1, 1), (0, 2), (1, 2)))
         cam_lines.append(f"{i + 1} PINHOLE {cams.width} {cams.height} {fx:.17g} {fy:.17g} {cx:.17g} {cy:.17g}")

@@ -69,8 +69,12 @@ def write_transforms(path: str | os.PathLike, cams: Cameras, names: list[str] | 
     frames = [
         {
             "file_path": names[i],
-            "fl_x": float(K[i, 0, 0]), "fl_y": float(K[i, 1, 1]), "cx": float(K[i, 0, 2]), "cy": float(K[i, 1, 2]),
-            "w": cams.width, "h": cams.height,
+            "fl_x": float(K[i, 0, 0]),
+            "fl_y": float(K[i, 1, 1]),
+            "cx": float(K[i, 0, 2]),
+            "cy": float(K[i, 1, 2]),
+            "w": cams.width,
+            "h": cams.height,
             "transform_matrix": c2w_gl[i].tolist(),
         }
         for i in range(F)

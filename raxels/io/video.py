@@ -42,7 +42,9 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
 
 def to_uint8(frames: Tensor) -> np.ndarray:
     """[F, 3, H, W] in [-1, 1] -> [F, H, W, 3] uint8."""
-    return ((frames.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return (
+        ((frames.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    )
 
 
 def write_video(path: str | os.PathLike, frames: Tensor, fps: float = 8.0, quality_crf: int = 18) -> None:

@@ -81,7 +81,17 @@ class RaxelsBlock(nn.Module):
         self.video = StreamBlock(dim, ffn_dim, heads, other_dim=ray_dim)
         self.raxel = StreamBlock(ray_dim, ray_ffn_dim, ray_heads, other_dim=dim)
 
-    def forward(self, hv: Tensor, hr: Tensor, temb_v: Tensor, temb_r: Tensor, rope_v: Rope, rope_r: Rope, rope_rv: Rope, rope_vr: Rope):
+    def forward(
+        self,
+        hv: Tensor,
+        hr: Tensor,
+        temb_v: Tensor,
+        temb_r: Tensor,
+        rope_v: Rope,
+        rope_r: Rope,
+        rope_rv: Rope,
+        rope_vr: Rope,
+    ):
         mv, mr = self.video.modulation(temb_v), self.raxel.modulation(temb_r)
         hv = self.video.self_attention(hv, mv, rope_v)
         hr = self.raxel.self_attention(hr, mr, rope_r)
@@ -211,7 +221,8 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         hd_v = self.config.dim // self.config.heads
         hd_r = self.config.ray_dim // self.config.ray_heads
         return (
-            rope_cos_sin(pos_v, hd_v), rope_cos_sin(pos_r, hd_r),
+            rope_cos_sin(pos_v, hd_v),
+            rope_cos_sin(pos_r, hd_r),
             rope_cos_sin(pos_r, hd_v),  # raxel keys seen by video queries
             rope_cos_sin(pos_v, hd_r),  # video keys seen by raxel queries
         )
