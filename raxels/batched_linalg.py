@@ -31,7 +31,7 @@ def solve_small(A: Tensor, b: Tensor) -> Tensor:
     return x
 
 
-def smallest_eigenvector(B: Tensor, iters: int = 6) -> Tensor:
+def smallest_eigenvector(B: Tensor, iters: int = 4) -> Tensor:
     """Unit eigenvector of the smallest eigenvalue of symmetric PSD B [N, n, n] by shifted inverse iteration."""
     N, n, _ = B.shape
     scale = B.diagonal(dim1=1, dim2=2).sum(-1).clamp_min(1e-300) / n
