@@ -112,3 +112,5 @@ def test_harness_runs_methods_side_by_side(re10k_pairs):
             assert r["fail_rate"] == 0.0 and r["RRA@15"] > 0.9
     gen = evaluate_generation(pipe, clips["synthrooms"], steps=1, frames=4)
     assert set(gen) >= {"PSNR", "SSIM", "FID", "RotErr", "TransErr"}
+    if gen["camera_control_failures"] == gen["clips"]:
+        assert gen["RotErr"] is None and gen["TransErr"] is None

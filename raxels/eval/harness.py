@@ -158,7 +158,8 @@ def evaluate_generation(pipe: Pipeline, clips: list[EvalClip], steps: int = 20, 
         "PSNR": sum(psnrs) / len(psnrs),
         "SSIM": sum(ssims) / len(ssims),
         "FID": fid(torch.cat(gens), torch.cat(refs)),
-        "RotErr": sum(rot) / max(1, len(rot)),
-        "TransErr": sum(trans) / max(1, len(trans)),
+        # None when the independent estimator posed none of the generated videos (not a perfect score).
+        "RotErr": sum(rot) / len(rot) if rot else None,
+        "TransErr": sum(trans) / len(trans) if trans else None,
         "camera_control_failures": fails,
     }
