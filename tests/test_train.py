@@ -64,6 +64,15 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     assert not [p for p in ckpt.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+def _free_port() -> int:
+    """A port nobody listens on now (a fixed one collides with a lingering run)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _losses(folder):
     return {r["step"]: r["loss"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())}
 
@@ -102,20 +111,17 @@ def test_tiny_model_overfits_one_clip(tmp_path):
     from raxels.train import build, masks_for
 
     t0 = time.time()
-    cfg = TrainConfig(
+    cfg = _cfg(
+        tmp_path,
         steps=400,
         batch_size=4,
-        frames=4,
-        height=32,
-        width=32,
-        lr=1e-3,
         warmup=20,
         clip_seeds=(7,),
-        out=str(tmp_path),
         ckpt_every=10_000,
         log_every=400,
         task_probs=(0.25, 0.25, 0.25, 0.25),
-    )
+        model_overrides={},
+    )  # the real tiny model
     torch.manual_seed(cfg.seed)
     initial, codec = build(cfg)
     b = synthrooms_batch([7] * 4, SynthRoomsConfig(frames=4, height=32, width=32))
