@@ -144,3 +144,15 @@ def test_tiny_model_overfits_one_clip(tmp_path):
 def test_bad_training_settings(tmp_path):
     with pytest.raises(ValueError, match="unknown model config"):
         train(_cfg(tmp_path, model="huge"), progress=False)
+
+
+def test_plucker_variant_trains_exports_and_estimates(tmp_path):
+    from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
+    from raxels.tasks import Pipeline, estimate_trajectory
+
+    train(_cfg(tmp_path, steps=2, camera_encoding="plucker", ckpt_every=100), progress=False)
+    pipe = Pipeline.from_pretrained(tmp_path / "model")
+    assert pipe.cfg.camera_encoding == "plucker" and pipe.model.config.raxel_in_channels == 96
+    clip = synth_clip(2, SynthRoomsConfig(frames=4, height=32, width=32))
+    cams, maps = estimate_trajectory(pipe, clip.frames, steps=1, generator=torch.Generator().manual_seed(0))
+    assert maps.shape == (1, 4, 6, 32, 32) and cams.c2w.shape == (1, 4, 4, 4)
