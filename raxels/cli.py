@@ -116,13 +116,6 @@ def _load_video(pipe, path: Path):
     return resize_frames(frames, pipe.cfg.height, pipe.cfg.width), frames.shape[-2:], fps
 
 
-def _upscaled(frames, size: int = 128):
-    import torch.nn.functional as F
-
-    s = max(1, size // frames.shape[-1])
-    return F.interpolate(frames, scale_factor=s, mode="nearest") if s > 1 else frames
-
-
 @app.command()
 def estimate(
     video: Path = typer.Argument(..., help="Input video (mp4)."),
@@ -163,6 +156,7 @@ def generate(
 
     from .data.clips import resize_cameras, resize_frames
     from .io import read_cameras, read_image, write_video
+    from .io.video import upscale_for_viewing
     from .tasks import generate_video
 
     pipe = _pipeline(model)
@@ -174,7 +168,7 @@ def generate(
     frames = resize_frames(img, pipe.cfg.height, pipe.cfg.width)
     with _Steps("generating video", steps) as bar:
         video = generate_video(pipe, frames[None, None], cams, steps, torch.Generator().manual_seed(seed), bar)
-    write_video(out, _upscaled(video[0]))
+    write_video(out, upscale_for_viewing(video[0]))
     print(f"wrote {out} ({video.shape[1]} frames)")
 
 
@@ -196,6 +190,7 @@ def joint(
     from .data.clips import resize_frames
     from .io import read_image, write_video
     from .io.atomic import staged_dir
+    from .io.video import upscale_for_viewing
     from .outputs import write_camera_outputs
     from .tasks import default_intrinsics, generate_joint
 
@@ -209,7 +204,7 @@ def joint(
             pipe, img[None, None], frames, steps, K, torch.Generator().manual_seed(seed), bar
         )
     with staged_dir(out) as tmp:
-        write_video(tmp / "video.mp4", _upscaled(video[0]))
+        write_video(tmp / "video.mp4", upscale_for_viewing(video[0]))
         write_camera_outputs(tmp, cams, title="joint generation")
     print(f"wrote video.mp4 and cameras to {out}")
 
@@ -230,6 +225,7 @@ def consistency(
 
     from .io import write_video
     from .io.atomic import staged_dir
+    from .io.video import upscale_for_viewing
     from .outputs import write_camera_outputs
     from .tasks import self_consistency
 
@@ -238,7 +234,7 @@ def consistency(
     with _Steps("estimate -> regenerate -> estimate", 2 * estimate_steps + generate_steps) as bar:
         res = self_consistency(pipe, frames, estimate_steps, generate_steps, torch.Generator().manual_seed(seed), bar)
     with staged_dir(out) as tmp:
-        write_video(tmp / "regenerated.mp4", _upscaled(res["video_regenerated"][0]))
+        write_video(tmp / "regenerated.mp4", upscale_for_viewing(res["video_regenerated"][0]))
         write_camera_outputs(tmp, res["cameras"], res["cameras_regenerated"], "estimated (V) vs estimated (V')")
         (tmp / "metrics.json").write_text(json.dumps(res["metrics"], indent=2))
     print(json.dumps(res["metrics"], indent=2))

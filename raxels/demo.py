@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .cameras import Cameras, canonicalise
 from .data.batches import HELD_OUT_SEED_START, camera_images, synthrooms_batch
@@ -20,15 +19,10 @@ from .eval.pose import ate, pose_metrics
 from .eval.video import psnr, ssim
 from .io import write_video
 from .io.atomic import staged_dir
+from .io.video import upscale_for_viewing
 from .paths import DEFAULT_MODEL
 from .report import plot_trajectories, raxel_strip, write_report
 from .tasks import Pipeline, estimate_trajectory, generate_joint, generate_video, self_consistency
-
-
-def _big(frames: torch.Tensor, size: int = 128) -> torch.Tensor:
-    """Nearest-neighbour upscaling so 32x32 clips are watchable in a browser."""
-    s = max(1, size // frames.shape[-1])
-    return F.interpolate(frames, scale_factor=s, mode="nearest")
 
 
 def _pose_row(name: str, est: Cameras, gt: Cameras) -> dict:
@@ -52,7 +46,7 @@ def _clip_section(
     t0 = time.perf_counter()
     est, raxels = estimate_trajectory(pipe, frames[None], 2, g)
     t_est = time.perf_counter() - t0
-    write_video(tmp / f"{name}_input.mp4", _big(frames))
+    write_video(tmp / f"{name}_input.mp4", upscale_for_viewing(frames))
     items.append({"kind": "video", "src": f"{name}_input.mp4", "caption": "input video", "width": 192})
     trajs = {"estimated": est}
     if cams is not None:
@@ -72,7 +66,7 @@ def _clip_section(
         t0 = time.perf_counter()
         gen = generate_video(pipe, frames[None, :1], cams, gen_steps, g)[0]
         t_gen = time.perf_counter() - t0
-        write_video(tmp / f"{name}_generated.mp4", _big(torch.cat([frames, gen], dim=-1)))
+        write_video(tmp / f"{name}_generated.mp4", upscale_for_viewing(torch.cat([frames, gen], dim=-1)))
         items.append(
             {
                 "kind": "video",
@@ -94,7 +88,7 @@ def _clip_section(
         t0 = time.perf_counter()
         jv, jc, _ = generate_joint(pipe, frames[None, :1], frames.shape[0], gen_steps, cams.K[0, 0], g)
         t_joint = time.perf_counter() - t0
-        write_video(tmp / f"{name}_joint.mp4", _big(jv[0]))
+        write_video(tmp / f"{name}_joint.mp4", upscale_for_viewing(jv[0]))
         plot_trajectories(tmp / f"{name}_joint_trajectory.png", {"joint": jc}, f"{name}: jointly generated trajectory")
         items.append({"kind": "video", "src": f"{name}_joint.mp4", "caption": "joint: generated video", "width": 192})
         items.append(
@@ -105,7 +99,9 @@ def _clip_section(
     t0 = time.perf_counter()
     sc = self_consistency(pipe, frames[None], 2, gen_steps, g)
     t_sc = time.perf_counter() - t0
-    write_video(tmp / f"{name}_consistency.mp4", _big(torch.cat([frames, sc["video_regenerated"][0]], dim=-1)))
+    write_video(
+        tmp / f"{name}_consistency.mp4", upscale_for_viewing(torch.cat([frames, sc["video_regenerated"][0]], dim=-1))
+    )
     items.append(
         {
             "kind": "video",

@@ -57,11 +57,6 @@ def raxel_strip(path: str | os.PathLike, raxels: Tensor, max_frames: int = 8, re
     write_image(path, (((strip - lo) / (hi - lo).clamp_min(1e-6)) * 2 - 1).clamp(-1, 1))
 
 
-def frame_strip(path: str | os.PathLike, frames: Tensor, max_frames: int = 8) -> None:
-    idx = torch.linspace(0, frames.shape[0] - 1, min(max_frames, frames.shape[0])).round().long()
-    write_image(path, torch.cat(list(frames[idx].float()), dim=-1))
-
-
 def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"

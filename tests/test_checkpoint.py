@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 import torch
 
 from raxels.eval.synthrooms import evaluate_synthrooms

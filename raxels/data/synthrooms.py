@@ -157,7 +157,7 @@ def _intersect(o: Tensor, d: Tensor, room: Room) -> tuple[Tensor, Tensor, Tensor
 _LIGHT = torch.tensor([0.3, -0.8, 0.5], dtype=torch.float64)
 
 
-def _shade(p: Tensor, surf: Tensor, axis: Tensor, d: Tensor, t: Tensor, tex: Tensor) -> Tensor:
+def _shade(p: Tensor, surf: Tensor, axis: Tensor, t: Tensor, tex: Tensor) -> Tensor:
     """Procedural colour at hit points p [R,3] -> rgb [R,3] in [0,1]."""
     prm = tex[surf]
     # The two in-plane coordinates of the face.
@@ -184,7 +184,7 @@ def render(room: Room, cams: Cameras, supersample: int = 2) -> Tensor:
     o = cams.centres[0].double()[:, None, None, :].expand_as(d)
     d, o = d.reshape(-1, 3), o.reshape(-1, 3)
     t, surf, axis = _intersect(o, d, room)
-    rgb = _shade(o + t[:, None] * d, surf, axis, d, t, room.tex).float()
+    rgb = _shade(o + t[:, None] * d, surf, axis, t, room.tex).float()
     img = rgb.reshape(F, H * s, W * s, 3).permute(0, 3, 1, 2)
     if s > 1:
         img = Fnn.avg_pool2d(img, s)

@@ -66,3 +66,9 @@ def write_video(path: str | os.PathLike, frames: Tensor, fps: float = 8.0, quali
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+
+
+def upscale_for_viewing(frames: Tensor, size: int = 128) -> Tensor:
+    """Nearest-neighbour upscaling of [F, 3, H, W] so tiny clips are watchable in a browser or player."""
+    s = max(1, size // frames.shape[-1])
+    return torch.nn.functional.interpolate(frames, scale_factor=s, mode="nearest") if s > 1 else frames
