@@ -298,8 +298,8 @@ def evaluate(
     from .tasks import Pipeline
 
     console = Console()
-    methods = {"raxels (ours, 2 steps)": model_method(_pipeline(model), 2)}
     pipes = {"raxels": _pipeline(model)}
+    methods = {"raxels (ours, 2 steps)": model_method(pipes["raxels"], 2)}
     if plucker_model is not None:
         pipes["plucker"] = Pipeline.from_pretrained(plucker_model)
         methods["plucker variant (2 steps)"] = model_method(pipes["plucker"], 2)
