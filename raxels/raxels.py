@@ -147,10 +147,22 @@ def _model_points(o: Tensor, R: Tensor, k: Tensor, uv: Tensor) -> Tensor:
     return o[:, None, :] + r @ R.transpose(1, 2)
 
 
-def _refine(x: Tensor, o: Tensor, R: Tensor, k: Tensor, uv: Tensor, iters: int):
-    """Iteratively reweighted Gauss-Newton on the 10 camera parameters (forward-difference Jacobians, batched).
+# Directions in which the refinement may move k = (fx, fy, cx, cy): all four, one focal length with the principal
+# point held at the image centre, or none (intrinsics fixed).
+_K_BASIS = {
+    "free": torch.eye(4, dtype=torch.float64),
+    "centred": torch.tensor([[1.0], [1.0], [0.0], [0.0]], dtype=torch.float64),
+    "fixed": torch.zeros(4, 0, dtype=torch.float64),
+}
+
+
+def _refine(x: Tensor, o: Tensor, R: Tensor, k: Tensor, uv: Tensor, iters: int, k_basis: Tensor):
+    """Iteratively reweighted Gauss-Newton on the camera parameters (forward-difference Jacobians, batched):
+    centre, rotation and the intrinsics directions in `k_basis` [4, m].
 
     Cauchy weights on each pixel's residual down-weight pixels that do not fit one camera (codec artefacts)."""
+    k_basis = k_basis.to(x)
+    n = 6 + k_basis.shape[1]
     for _ in range(iters):
         base = _model_points(o, R, k, uv)
         w = _robust_weights((x - base).norm(dim=-1), _cauchy)
@@ -165,32 +177,45 @@ def _refine(x: Tensor, o: Tensor, R: Tensor, k: Tensor, uv: Tensor, iters: int):
             dw = torch.zeros_like(o)
             dw[:, i] = eps
             cols.append((_model_points(o, _so3_exp(dw) @ R, k, uv) - base) / eps)
-        for i in range(4):
-            dk = torch.zeros_like(k)
-            dk[:, i] = eps
-            cols.append((_model_points(o, R, k + dk, uv) - base) / eps)
-        J = torch.stack(cols, dim=-1) * w.sqrt()[..., None, None]  # [N,P,3,10]
+        for i in range(k_basis.shape[1]):
+            cols.append((_model_points(o, R, k + eps * k_basis[:, i], uv) - base) / eps)
+        J = torch.stack(cols, dim=-1) * w.sqrt()[..., None, None]  # [N,P,3,n]
         J = J.flatten(1, 2)
         JtJ = J.transpose(1, 2) @ J
         Jtr = J.transpose(1, 2) @ res.flatten(1, 2)[..., None]
-        damp = 1e-9 * torch.eye(10, dtype=x.dtype, device=x.device)
+        damp = 1e-9 * torch.eye(n, dtype=x.dtype, device=x.device)
         step = solve_small(JtJ + damp, Jtr[..., 0])
         o = o + step[:, :3]
         R = _so3_exp(step[:, 3:6]) @ R
-        k = k + step[:, 6:]
+        k = k + step[:, 6:] @ k_basis.T
     return o, R, k
 
 
+INTRINSICS_MODELS = ("free", "centred", "shared")
+
+
 def raxels_to_cameras(
-    raxels: Tensor, refine_iters: int = 4, robust_iters: int = 2, max_points: int | None = None
+    raxels: Tensor,
+    refine_iters: int = 4,
+    robust_iters: int = 2,
+    max_points: int | None = None,
+    intrinsics_model: str = "free",
 ) -> Cameras:
     """Raxel images [B, F, 3, H, W] (in [-1, 1]) -> Cameras with pixel intrinsics for an H x W image.
 
     refine_iters: robust Gauss-Newton steps (0: the linear fits only, exact on noise-free raxels);
     robust_iters: reweighting passes of the sphere fit (0 also skips the least-median start);
-    max_points: fit on at most this many pixels of a regular grid (speed; exact without noise)."""
+    max_points: fit on at most this many pixels of a regular grid (speed; exact without noise);
+    intrinsics_model: "free" fits fx, fy, cx, cy per camera; "centred" one focal length per camera with the
+    principal point at the image centre; "shared" that, with one focal length for the whole clip (the median).
+    On noisy raxels a free principal point trades off against rotation (a small pan moves the image like a
+    shifted principal point), so the priors steady the rotations when they hold, as for video from one camera."""
     if raxels.dim() != 5 or raxels.shape[2] != 3:
         raise ValueError(f"raxel images must be [B,F,3,H,W], got {list(raxels.shape)}")
+    if intrinsics_model not in INTRINSICS_MODELS:
+        raise ValueError(f"intrinsics_model must be one of {INTRINSICS_MODELS}, got {intrinsics_model!r}")
+    if intrinsics_model != "free" and not refine_iters:
+        raise ValueError(f"intrinsics_model {intrinsics_model!r} needs refine_iters >= 1")
     if not torch.isfinite(raxels).all():
         raise ValueError("raxel images contain NaN or inf")
     B, F, _, H, W = raxels.shape
@@ -216,8 +241,15 @@ def raxels_to_cameras(
             w = _robust_weights(r - 1.0, _cauchy)
     Kn, R = _dlt_kr(d / r[..., None], uv, w)
     k = torch.stack([Kn[:, 0, 0], Kn[:, 1, 1], Kn[:, 0, 2], Kn[:, 1, 2]], dim=-1)
+    if intrinsics_model != "free":
+        f = k[:, :2].mean(-1)
+        k = torch.stack([f, f, torch.zeros_like(f), torch.zeros_like(f)], dim=-1)
     if refine_iters:
-        o, R, k = _refine(x, o, R, k, uv, refine_iters)
+        o, R, k = _refine(x, o, R, k, uv, refine_iters, _K_BASIS["free" if intrinsics_model == "free" else "centred"])
+        if intrinsics_model == "shared":
+            f = k[:, 0].reshape(B, F).median(dim=1, keepdim=True).values.expand(B, F).reshape(-1)
+            k = torch.stack([f, f, torch.zeros_like(f), torch.zeros_like(f)], dim=-1)
+            o, R, k = _refine(x, o, orthonormalise(R), k, uv, refine_iters, _K_BASIS["fixed"])
         R = orthonormalise(R)
     K = intrinsics(k[:, 0] * s, k[:, 1] * s, k[:, 2] * s + W / 2, k[:, 3] * s + H / 2)
     c2w = rt_to_matrix(R, o)

@@ -38,6 +38,10 @@ class PipelineConfig:
     camera_encoding: str = "raxel"
     shift: float = 1.0  # sampler timestep shift
     train_frames: tuple[int, ...] = (8,)
+    # Raxel decoding prior (raxels_to_cameras): "centred" holds the principal point at the image centre, as it
+    # is in SynthRooms and RealEstate10K; "free" fits it per frame. Measured on 100 held-out SynthRooms clips
+    # with the shipped model: mean rotation error 9.0 deg centred, 9.5 deg free.
+    intrinsics_model: str = "centred"
 
 
 @dataclass
@@ -105,7 +109,7 @@ def _decode_cameras(pipe: Pipeline, raxel_latents: Tensor) -> tuple[Cameras, Ten
         maps = pipe.codec.decode_raxels(raxel_latents)
         return plucker_to_cameras(maps.double()), maps
     raxels = pipe.codec.decode_raxels(raxel_latents).clamp(-1, 1)
-    return raxels_to_cameras(raxels.double()), raxels
+    return raxels_to_cameras(raxels.double(), intrinsics_model=pipe.cfg.intrinsics_model), raxels
 
 
 @torch.no_grad()

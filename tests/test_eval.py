@@ -114,3 +114,18 @@ def test_harness_runs_methods_side_by_side(re10k_pairs):
     assert set(gen) >= {"PSNR", "SSIM", "FID", "RotErr", "TransErr"}
     if gen["camera_control_failures"] == gen["clips"]:
         assert gen["RotErr"] is None and gen["TransErr"] is None
+
+
+def test_flow_estimator_poses_small_smooth_frames():
+    """Dense-flow chaining (the camera-control estimator) poses a 32 x 32 clip upscaled 4x, where SIFT may not."""
+    import torch.nn.functional as F
+
+    from raxels.eval.baselines import opencv_flow_poses
+
+    clip = synth_clip(1_000_005, SynthRoomsConfig(frames=8, height=32, width=32))
+    up = F.interpolate(clip.frames, scale_factor=4, mode="bicubic").clamp(-1, 1)
+    K = clip.cameras.K[0, 0].double() * torch.tensor([[4.0], [4.0], [1.0]], dtype=torch.float64)
+    c2w = opencv_flow_poses(up, K)
+    assert c2w is not None and c2w.shape == (8, 4, 4)
+    assert pose_metrics(c2w[None], clip.cameras.c2w.double())["RRA@15"] > 0.9
+    assert opencv_flow_poses(torch.zeros(4, 3, 64, 64), K) is None

@@ -92,3 +92,36 @@ def test_plucker_is_direction_and_moment(canonical_random_cameras):
     dirs = ray_directions(cams).permute(0, 1, 4, 2, 3)
     o2 = cams.centres[..., None, None] + 2 * dirs
     assert torch.allclose(torch.cross(o2, d, dim=2), m, atol=1e-9)
+
+
+def _centred_cameras(seed: int, size: int = 32):
+    """Random canonical cameras whose principal point is the image centre and whose focal length is one per clip."""
+    from raxels.cameras import Cameras, intrinsics
+
+    cams = canonicalise(random_cameras(4, 8, size, size, seed=seed))[0]
+    f = cams.K[:, :1, 0, 0].expand(-1, 8)
+    K = intrinsics(f, f, torch.full_like(f, size / 2), torch.full_like(f, size / 2))
+    return Cameras(K, cams.c2w, size, size)
+
+
+def test_intrinsics_priors_are_exact_without_noise_and_steadier_with_noise():
+    import pytest
+
+    cams = _centred_cameras(11)
+    r = cameras_to_raxels(cams)
+    noisy = r + 0.03 * torch.randn(r.shape, generator=torch.Generator().manual_seed(2), dtype=r.dtype)
+    rot_err = {}
+    for model in ("centred", "shared"):
+        rot, cen, foc, pp = _errors(raxels_to_cameras(r, intrinsics_model=model), cams)
+        assert rot.max() < 0.01 and cen.max() < 1e-4 and foc.max() < 1e-4 and pp.max() < 1e-6, model
+    for model in ("free", "centred", "shared"):
+        est = raxels_to_cameras(noisy, intrinsics_model=model)
+        rot_err[model] = _errors(est, cams)[0].mean()
+        if model == "shared":  # one focal length per clip
+            assert torch.allclose(est.K[:, :1, 0, 0].expand(-1, 8), est.K[..., 0, 0])
+    # The priors hold here, so they can only help: fewer unknowns to trade off against the rotation.
+    assert rot_err["centred"] < rot_err["free"] and rot_err["shared"] <= rot_err["centred"] * 1.05, rot_err
+    with pytest.raises(ValueError, match="intrinsics_model"):
+        raxels_to_cameras(r, intrinsics_model="guess")
+    with pytest.raises(ValueError, match="refine_iters"):
+        raxels_to_cameras(r, refine_iters=0, intrinsics_model="centred")

@@ -63,28 +63,20 @@ def colmap_poses(frames: Tensor, K: Tensor | None = None, threads: int = 2) -> T
         return invert_rigid(w2c)
 
 
-def opencv_chain_poses(frames: Tensor, K: Tensor) -> Tensor | None:
-    """Chain relative poses of consecutive frames from SIFT matches and the essential matrix (unit step length:
-    the scale of each step is unknown to two-view geometry)."""
+def _chain(frames: Tensor, K: Tensor, correspondences) -> Tensor | None:
+    """Chain relative poses of consecutive frames from point correspondences and the essential matrix (unit step
+    length: the scale of each step is unknown to two-view geometry). correspondences(gray_i, gray_j) -> (p1, p2)
+    pixel arrays [M, 2] or None."""
     import cv2
 
     imgs = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in to_uint8(frames)]
-    sift = cv2.SIFT_create()
-    feats = [sift.detectAndCompute(im, None) for im in imgs]
     Kn = K.double().numpy()
     c2w = [torch.eye(4, dtype=torch.float64)]
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
     for i in range(len(imgs) - 1):
-        (k1, d1), (k2, d2) = feats[i], feats[i + 1]
-        if d1 is None or d2 is None or len(k1) < 8 or len(k2) < 8:
+        pts = correspondences(imgs[i], imgs[i + 1])
+        if pts is None or len(pts[0]) < 8:
             return None
-        good = [
-            m for m, n in (p for p in matcher.knnMatch(d1, d2, k=2) if len(p) == 2) if m.distance < 0.8 * n.distance
-        ]
-        if len(good) < 8:
-            return None
-        p1 = np.float64([k1[m.queryIdx].pt for m in good])
-        p2 = np.float64([k2[m.trainIdx].pt for m in good])
+        p1, p2 = pts
         E, inl = cv2.findEssentialMat(p1, p2, Kn, method=cv2.RANSAC, prob=0.999, threshold=1.0)
         if E is None or E.shape != (3, 3):
             return None
@@ -93,3 +85,41 @@ def opencv_chain_poses(frames: Tensor, K: Tensor) -> Tensor | None:
         rel = invert_rigid(rt_to_matrix(torch.from_numpy(R), torch.from_numpy(t[:, 0])))
         c2w.append(c2w[-1] @ rel)
     return torch.stack(c2w)
+
+
+def opencv_chain_poses(frames: Tensor, K: Tensor) -> Tensor | None:
+    """Essential-matrix chaining on SIFT matches (Lowe ratio 0.8)."""
+    import cv2
+
+    sift = cv2.SIFT_create()
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+
+    def sift_matches(a, b):
+        (k1, d1), (k2, d2) = sift.detectAndCompute(a, None), sift.detectAndCompute(b, None)
+        if d1 is None or d2 is None or len(k1) < 8 or len(k2) < 8:
+            return None
+        pairs = (p for p in matcher.knnMatch(d1, d2, k=2) if len(p) == 2)
+        good = [m for m, n in pairs if m.distance < 0.8 * n.distance]
+        p1 = np.float64([k1[m.queryIdx].pt for m in good]).reshape(-1, 2)
+        p2 = np.float64([k2[m.trainIdx].pt for m in good]).reshape(-1, 2)
+        return p1, p2
+
+    return _chain(frames, K, sift_matches)
+
+
+def opencv_flow_poses(frames: Tensor, K: Tensor, stride: int = 4) -> Tensor | None:
+    """Essential-matrix chaining on dense Farneback optical flow sampled every `stride` pixels. Unlike SIFT it
+    finds correspondences on small, smooth frames (32 x 32 generated video upscaled), so it is the independent
+    estimator of the camera-control error."""
+    import cv2
+
+    def flow_matches(a, b):
+        if min(a.std(), b.std()) < 1.0:  # featureless: zero flow would fit any rotation
+            return None
+        H, W = a.shape
+        ys, xs = np.mgrid[stride // 2 : H : stride, stride // 2 : W : stride]
+        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        p1 = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+        return p1, p1 + flow[ys.ravel(), xs.ravel()].astype(np.float64)
+
+    return _chain(frames, K, flow_matches)
