@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test checkpoint bench eval clean-venv
+.PHONY: demo test checkpoint plucker bench eval clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -30,12 +30,19 @@ checkpoint: $(STAMP)
 	cp -r runs/checkpoint/model raxels/checkpoints/tiny
 	cp runs/checkpoint/train_log.jsonl runs/checkpoint/train_config.json raxels/checkpoints/tiny/
 
+# The ablation: the Plücker variant with the same preset (budget) as the shipped model, into runs/plucker.
+plucker: $(STAMP)
+	rm -rf runs/plucker
+	$(BIN)/raxels train --config tiny --data synthrooms --preset checkpoint --camera-encoding plucker --out runs/plucker
+
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
-# The README's Results tables (about 20 minutes here).
+# The README's Results tables (about 30 minutes here); with the Plücker rows once `make plucker` has run.
+PLUCKER := $(wildcard runs/plucker/model/config.json)
 eval: $(STAMP)
-	$(BIN)/raxels eval --synth-clips 20 --heldout-clips 200 --out out/eval/results.json
+	$(BIN)/raxels eval --synth-clips 20 --heldout-clips 200 --out out/eval/results.json \
+		$(if $(PLUCKER),--plucker-model runs/plucker/model)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -351,11 +351,12 @@ def evaluate(
     if heldout_clips:
         from .eval.synthrooms import evaluate_synthrooms
 
-        heldout = evaluate_synthrooms(pipes["raxels"], clips=heldout_clips, generate_clips=max(1, heldout_clips // 4))
-        console.print(
-            "held-out SynthRooms: "
-            + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in heldout.items())
-        )
+        for name, pipe in pipes.items():
+            heldout[name] = evaluate_synthrooms(pipe, clips=heldout_clips, generate_clips=max(1, heldout_clips // 4))
+            console.print(
+                f"held-out SynthRooms, {name}: "
+                + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in heldout[name].items())
+            )
     write_text_atomic(out, json.dumps({"pose": rows, "generation": gen, "heldout_synthrooms": heldout}, indent=2))
     console.print(f"wrote {out}")
 

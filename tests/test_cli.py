@@ -132,3 +132,22 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     assert err.startswith("raxels: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_eval_writes_rows_for_both_models(model_dir, tmp_path, capsys):
+    import json
+
+    torch.manual_seed(0)
+    small = dict(dim=64, heads=2, ffn_dim=128, num_layers=1, ray_dim=64, ray_heads=2, ray_ffn_dim=128)
+    plucker = tmp_path / "plucker"
+    build_model(model_config("tiny", raxel_in_channels=96, camera_encoding="plucker", **small)).save_pretrained(plucker)
+    write_pipeline_config(plucker, PipelineConfig(height=32, width=32, camera_encoding="plucker"))
+    argv = ["eval", "--model", model_dir, "--plucker-model", plucker, "--synth-clips", 1, "--no-re10k"]
+    argv += ["--no-baselines", "--generation-clips", 1, "--generate-steps", 1, "--heldout-clips", 2]
+    code, out, err = run([*argv, "--out", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert {r["method"] for r in res["pose"]} == {"raxels (ours, 2 steps)", "plucker variant (2 steps)"}
+    assert set(res["heldout_synthrooms"]) == {"raxels", "plucker"}
+    assert set(res["generation"]) == {"raxels/synthrooms", "plucker/synthrooms"}
+    assert "RotErr_true_video" in res["generation"]["raxels/synthrooms"]
