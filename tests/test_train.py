@@ -102,9 +102,9 @@ def test_two_process_ddp_matches_one_process(tmp_path):
 def test_tiny_model_overfits_one_clip(tmp_path):
     """Fit one clip; measure the loss on a fixed probe (every task, t = 0.5, fixed noise) before and after.
 
-    The issue asks for a 10x fall in under 2 minutes. Measured with the current model (normalised latents,
-    absolute positions, skip-preconditioned velocity): 3.9x after 400 steps (80 s), 7x after 560 steps (118 s).
-    This test pins what holds, 3x, so a regression shows; the 10x target is open (see the issue note)."""
+    The issue asks for a 10x fall in under 2 minutes. Measured: 17x after 250 steps (126 s with two trainings
+    sharing the 2 cores; under a minute alone). Without the learned skip gain (`StreamIO.gain`) it was 4x after
+    400 steps: the network had to learn to copy its input noise through every layer."""
     from raxels.data.batches import synthrooms_batch
     from raxels.data.synthrooms import SynthRoomsConfig
     from raxels.flow import TASKS, flow_matching_loss
@@ -113,12 +113,12 @@ def test_tiny_model_overfits_one_clip(tmp_path):
     t0 = time.time()
     cfg = _cfg(
         tmp_path,
-        steps=400,
+        steps=250,
         batch_size=4,
         warmup=20,
         clip_seeds=(7,),
         ckpt_every=10_000,
-        log_every=400,
+        log_every=250,
         task_probs=(0.25, 0.25, 0.25, 0.25),
         model_overrides={},
     )  # the real tiny model
@@ -136,7 +136,7 @@ def test_tiny_model_overfits_one_clip(tmp_path):
 
     before = probe(initial)
     after = probe(train(cfg, progress=False)["model"])
-    assert after < before / 3, (before, after)
+    assert after < before / 10, (before, after)
     assert (tmp_path / "model" / "config.json").is_file()
     print(f"overfit probe: {before:.3f} -> {after:.4f} in {time.time() - t0:.0f} s")
 
