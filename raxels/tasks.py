@@ -40,7 +40,7 @@ class PipelineConfig:
     train_frames: tuple[int, ...] = (8,)
     # Raxel decoding prior (raxels_to_cameras): "centred" holds the principal point at the image centre, as it
     # is in SynthRooms and RealEstate10K; "free" fits it per frame. Measured on 100 held-out SynthRooms clips
-    # with the shipped model: mean rotation error 9.0 deg centred, 9.5 deg free.
+    # with the previous shipped model: mean rotation error 9.0 deg centred, 9.5 deg free.
     intrinsics_model: str = "centred"
 
 
