@@ -194,6 +194,11 @@ def _refine(x: Tensor, o: Tensor, R: Tensor, k: Tensor, uv: Tensor, iters: int, 
 INTRINSICS_MODELS = ("free", "centred", "shared")
 
 
+def _centred_k(f: Tensor) -> Tensor:
+    """k = (fx, fy, cx, cy) for one focal length f [N] and the principal point at the image centre."""
+    return torch.stack([f, f, torch.zeros_like(f), torch.zeros_like(f)], dim=-1)
+
+
 def raxels_to_cameras(
     raxels: Tensor,
     refine_iters: int = 4,
@@ -242,13 +247,11 @@ def raxels_to_cameras(
     Kn, R = _dlt_kr(d / r[..., None], uv, w)
     k = torch.stack([Kn[:, 0, 0], Kn[:, 1, 1], Kn[:, 0, 2], Kn[:, 1, 2]], dim=-1)
     if intrinsics_model != "free":
-        f = k[:, :2].mean(-1)
-        k = torch.stack([f, f, torch.zeros_like(f), torch.zeros_like(f)], dim=-1)
+        k = _centred_k(k[:, :2].mean(-1))
     if refine_iters:
         o, R, k = _refine(x, o, R, k, uv, refine_iters, _K_BASIS["free" if intrinsics_model == "free" else "centred"])
         if intrinsics_model == "shared":
-            f = k[:, 0].reshape(B, F).median(dim=1, keepdim=True).values.expand(B, F).reshape(-1)
-            k = torch.stack([f, f, torch.zeros_like(f), torch.zeros_like(f)], dim=-1)
+            k = _centred_k(k[:, 0].reshape(B, F).median(dim=1, keepdim=True).values.expand(B, F).reshape(-1))
             o, R, k = _refine(x, o, orthonormalise(R), k, uv, refine_iters, _K_BASIS["fixed"])
         R = orthonormalise(R)
     K = intrinsics(k[:, 0] * s, k[:, 1] * s, k[:, 2] * s + W / 2, k[:, 3] * s + H / 2)

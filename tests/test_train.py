@@ -103,7 +103,7 @@ def test_tiny_model_overfits_one_clip(tmp_path):
     """Fit one clip; measure the loss on a fixed probe (every task, t = 0.5, fixed noise) before and after.
 
     The issue asks for a 10x fall in under 2 minutes. Measured: 17x after 250 steps (126 s with two trainings
-    sharing the 2 cores; under a minute alone). Without the learned skip gain (`StreamIO.gain`) it was 4x after
+    sharing the 2 cores; under a minute alone). Without the learned skip gain (`StreamIO.skip_gain`) it was 4x after
     400 steps: the network had to learn to copy its input noise through every layer."""
     from raxels.data.batches import synthrooms_batch
     from raxels.data.synthrooms import SynthRoomsConfig
