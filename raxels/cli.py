@@ -100,10 +100,15 @@ class _Steps:
         self.progress.advance(self.task)
 
 
-def _pipeline(model: Path):
+PRECISION = typer.Option(
+    "auto", help="Transformer precision: auto (bf16 where the CPU or GPU has it natively), fp32 or bf16."
+)
+
+
+def _pipeline(model: Path, precision: str = "auto"):
     from .tasks import Pipeline
 
-    return Pipeline.from_pretrained(model)
+    return Pipeline.from_pretrained(model, precision)
 
 
 def _load_video(pipe, path: Path):
@@ -121,6 +126,7 @@ def estimate(
     video: Path = typer.Argument(..., help="Input video (mp4)."),
     out: Path = typer.Option(..., help="Output folder."),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
+    precision: str = PRECISION,
     steps: int = typer.Option(2, help="Denoising steps (2 is best for poses)."),
     seed: int = typer.Option(0),
 ) -> None:
@@ -132,7 +138,7 @@ def estimate(
     from .outputs import write_camera_outputs
     from .tasks import estimate_trajectory
 
-    pipe = _pipeline(model)
+    pipe = _pipeline(model, precision)
     frames, (H, W), _ = _load_video(pipe, video)
     with _Steps("estimating poses", steps) as bar:
         cams, raxels = estimate_trajectory(pipe, frames, steps, torch.Generator().manual_seed(seed), bar)
@@ -148,6 +154,7 @@ def generate(
     trajectory: Path = typer.Option(..., help="Camera file: .txt RealEstate10K, .json transforms, COLMAP folder."),
     out: Path = typer.Option(Path("generated.mp4"), help="Output mp4."),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
+    precision: str = PRECISION,
     steps: int = typer.Option(20),
     seed: int = typer.Option(0),
 ) -> None:
@@ -159,7 +166,7 @@ def generate(
     from .io.video import upscale_for_viewing
     from .tasks import generate_video
 
-    pipe = _pipeline(model)
+    pipe = _pipeline(model, precision)
     img = read_image(image)
     cams = read_cameras(trajectory, img.shape[-2], img.shape[-1])
     if cams.c2w.shape[1] < 2:
@@ -181,6 +188,7 @@ def joint(
         0.0, help="Horizontal field of view of the image in degrees (0: let the model infer it)."
     ),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
+    precision: str = PRECISION,
     steps: int = typer.Option(20),
     seed: int = typer.Option(0),
 ) -> None:
@@ -196,7 +204,7 @@ def joint(
 
     if frames < 2:
         raise InputError("--frames must be at least 2")
-    pipe = _pipeline(model)
+    pipe = _pipeline(model, precision)
     img = resize_frames(read_image(image), pipe.cfg.height, pipe.cfg.width)
     K = default_intrinsics(pipe.cfg.height, pipe.cfg.width, hfov) if hfov > 0 else None
     with _Steps("generating video + trajectory", steps) as bar:
@@ -214,6 +222,7 @@ def consistency(
     video: Path = typer.Argument(..., help="Input video (mp4)."),
     out: Path = typer.Option(..., help="Output folder."),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
+    precision: str = PRECISION,
     estimate_steps: int = typer.Option(2),
     generate_steps: int = typer.Option(20),
     seed: int = typer.Option(0),
@@ -229,7 +238,7 @@ def consistency(
     from .outputs import write_camera_outputs
     from .tasks import self_consistency
 
-    pipe = _pipeline(model)
+    pipe = _pipeline(model, precision)
     frames, _, _ = _load_video(pipe, video)
     with _Steps("estimate -> regenerate -> estimate", 2 * estimate_steps + generate_steps) as bar:
         res = self_consistency(pipe, frames, estimate_steps, generate_steps, torch.Generator().manual_seed(seed), bar)
@@ -269,6 +278,7 @@ def evaluate(
     out: Path = typer.Option(Path("out/eval/results.json"), help="JSON file for all results."),
     model: Path = typer.Option(DEFAULT_MODEL, help="Raxel model folder."),
     plucker_model: Path = typer.Option(None, help="Plücker-variant model folder (the ablation), if trained."),
+    precision: str = PRECISION,
     synth_clips: int = typer.Option(20, help="Held-out SynthRooms clips."),
     re10k: bool = typer.Option(True, help="Also the RealEstate10K clips in ../shared (if present)."),
     baselines: bool = typer.Option(True, help="Run COLMAP and OpenCV essential-matrix chaining."),
@@ -295,13 +305,12 @@ def evaluate(
         synthrooms_clips,
     )
     from .io.atomic import write_text_atomic
-    from .tasks import Pipeline
 
     console = Console()
-    pipes = {"raxels": _pipeline(model)}
+    pipes = {"raxels": _pipeline(model, precision)}
     methods = {"raxels (ours, 2 steps)": model_method(pipes["raxels"], 2)}
     if plucker_model is not None:
-        pipes["plucker"] = Pipeline.from_pretrained(plucker_model)
+        pipes["plucker"] = _pipeline(plucker_model, precision)
         methods["plucker variant (2 steps)"] = model_method(pipes["plucker"], 2)
     if baselines:
         methods.update(baseline_methods())

@@ -83,3 +83,25 @@ def test_plucker_decoding_round_trip():
     est = plucker_to_cameras(cameras_to_plucker(cams))
     assert relative_rotation_deg(est.R, cams.R).max() < 0.01
     assert (est.centres - cams.centres).norm(dim=-1).max() < 1e-4
+
+
+def test_precision_resolution_and_bf16_inference(pipe, clip):
+    from raxels.tasks import resolve_precision
+
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto") in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp8")
+    video = clip.frames[None]
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    torch.manual_seed(1)
+    cfg = model_config("tiny", dim=64, heads=2, ffn_dim=128, num_layers=1, ray_dim=64, ray_heads=2, ray_ffn_dim=128)
+    model = build_model(cfg).eval()
+    torch.nn.init.normal_(model.raxel_io.proj_out.weight, std=0.05)  # zero at init: the output would skip the blocks
+    fp32 = Pipeline(model, pipe.codec, pipe.cfg, "fp32")
+    bf16 = Pipeline(model, pipe.codec, pipe.cfg, "bf16")
+    _, r32 = estimate_trajectory(fp32, video, 2, g())
+    _, r16 = estimate_trajectory(bf16, video, 2, g())
+    assert r16.dtype == torch.float32
+    # Same sampler noise, bf16 matmuls: close to fp32, and not bit-identical (autocast really ran).
+    assert 0 < (r16 - r32).abs().max() < 0.05

@@ -22,9 +22,9 @@ from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTransformerBlock
 from torch import Tensor, nn
 
-from .rope import apply_rope, grid_positions, resampled_axis, rope_cos_sin, sincos_embedding
+from .rope import apply_rope, grid_positions, resampled_axis, rope_freqs, sincos_embedding
 
-Rope = tuple[Tensor, Tensor]
+Rope = Tensor  # complex rotations from `rope_freqs`
 
 
 class RaxelsAttnProcessor:
@@ -36,9 +36,9 @@ class RaxelsAttnProcessor:
         k = attn.norm_k(attn.to_k(context)).unflatten(2, (attn.heads, -1))
         v = attn.to_v(context).unflatten(2, (attn.heads, -1))
         if rope_q is not None:
-            q = apply_rope(q, *rope_q)
+            q = apply_rope(q, rope_q)
         if rope_k is not None:
-            k = apply_rope(k, *rope_k)
+            k = apply_rope(k, rope_k)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         out = out.transpose(1, 2).flatten(2, 3).type_as(q)
         return attn.to_out[1](attn.to_out[0](out))
@@ -233,10 +233,10 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         hd_v = self.config.dim // self.config.heads
         hd_r = self.config.ray_dim // self.config.ray_heads
         return (
-            rope_cos_sin(pos_v, hd_v),
-            rope_cos_sin(pos_r, hd_r),
-            rope_cos_sin(pos_r, hd_v),  # raxel keys seen by video queries
-            rope_cos_sin(pos_v, hd_r),  # video keys seen by raxel queries
+            rope_freqs(pos_v, hd_v),
+            rope_freqs(pos_r, hd_r),
+            rope_freqs(pos_r, hd_v),  # raxel keys seen by video queries
+            rope_freqs(pos_v, hd_r),  # video keys seen by raxel queries
         )
 
     def forward(self, video: Tensor, raxels: Tensor, t_video: Tensor, t_raxel: Tensor) -> tuple[Tensor, Tensor]:
