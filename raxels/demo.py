@@ -97,7 +97,7 @@ def _clip_section(
         rows.append({"clip": name, "task": f"joint ({gen_steps} steps)", "time (s)": t_joint})
 
     t0 = time.perf_counter()
-    sc = self_consistency(pipe, frames[None], 2, gen_steps, g)
+    sc = self_consistency(pipe, frames[None], 2, gen_steps, g, estimate=(est, raxels))  # reuses the estimate above
     t_sc = time.perf_counter() - t0
     write_video(
         tmp / f"{name}_consistency.mp4", upscale_for_viewing(torch.cat([frames, sc["video_regenerated"][0]], dim=-1))

@@ -228,6 +228,8 @@ def raxels_to_cameras(
         raise ValueError(f"intrinsics_model must be one of {INTRINSICS_MODELS}, got {intrinsics_model!r}")
     if intrinsics_model != "free" and not refine_iters:
         raise ValueError(f"intrinsics_model {intrinsics_model!r} needs refine_iters >= 1")
+    if raxels.numel() == 0:
+        raise ValueError(f"no raxel images to decode (shape {list(raxels.shape)})")
     lo, hi = torch.aminmax(raxels)  # one pass, and NaN propagates: a quarter of the cost of isfinite().all()
     if not (torch.isfinite(lo) and torch.isfinite(hi)):
         raise ValueError("raxel images contain NaN or inf")

@@ -248,14 +248,19 @@ def self_consistency(
     generate_steps: int = 20,
     generator: torch.Generator | None = None,
     on_step=None,
+    estimate: tuple[Cameras, Tensor] | None = None,
 ) -> dict:
     """Closed loop: estimate V's poses, regenerate V' along them from V's first frame, compare V with V' (PSNR,
-    SSIM) and V's estimated poses with V''s (pairwise rotation error, RRA@15, AUC@30)."""
+    SSIM) and V's estimated poses with V''s (pairwise rotation error, RRA@15, AUC@30).
+
+    estimate: V's (cameras, raxels) from `estimate_trajectory` if already computed (skips that step)."""
     from .eval.pose import pose_metrics
     from .eval.video import psnr, ssim
 
     video = _check_frames(pipe, video, "video")
-    cams, raxels = estimate_trajectory(pipe, video, estimate_steps, generator, on_step)
+    if estimate is None:
+        estimate = estimate_trajectory(pipe, video, estimate_steps, generator, on_step)
+    cams, raxels = estimate
     regen = generate_video(pipe, video[:, :1], cams, generate_steps, generator, on_step)
     cams2, _ = estimate_trajectory(pipe, regen, estimate_steps, generator, on_step)
     pm = pose_metrics(cams2.c2w, cams.c2w)

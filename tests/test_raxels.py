@@ -1,6 +1,6 @@
 import torch
 
-from raxels.cameras import canonicalise, relative_rotation_deg
+from raxels.cameras import Cameras, canonicalise, intrinsics, project_to_rotation, relative_rotation_deg, rt_to_matrix
 from raxels.data.realestate10k import load_re10k_clip
 from raxels.plucker import cameras_to_plucker
 from raxels.raxels import cameras_to_raxels, raxels_to_cameras, ray_directions
@@ -79,6 +79,29 @@ def test_decoding_rejects_bad_input():
         raxels_to_cameras(torch.zeros(2, 3, 8, 8))
     with pytest.raises(ValueError, match="NaN"):
         raxels_to_cameras(torch.full((1, 1, 3, 8, 8), float("nan")))
+    one_bad = torch.zeros(1, 2, 3, 8, 8)
+    one_bad[0, 1, 2, 5, 5] = float("inf")  # a single pixel of one frame
+    with pytest.raises(ValueError, match="NaN or inf"):
+        raxels_to_cameras(one_bad)
+    with pytest.raises(ValueError, match="no raxel images"):
+        raxels_to_cameras(torch.zeros(1, 0, 3, 8, 8))
+
+
+def test_decoding_chunks_match_one_pass():
+    # More frames than one decoding chunk: chunked results equal decoding each chunk on its own.
+    from raxels import raxels as rx
+
+    g = torch.Generator().manual_seed(3)
+    R = project_to_rotation(torch.randn(1, rx.DECODE_CHUNK + 5, 3, 3, generator=g, dtype=torch.float64))
+    f = torch.full((1, R.shape[1]), 20.0, dtype=torch.float64)
+    K = intrinsics(f, f, torch.full_like(f, 8.0), torch.full_like(f, 8.0))
+    t = 0.3 * torch.randn(1, R.shape[1], 3, generator=g, dtype=torch.float64)
+    cams = Cameras(K, rt_to_matrix(R, t), 16, 16)
+    r = cameras_to_raxels(cams)
+    est = raxels_to_cameras(r, intrinsics_model="shared")
+    tail = raxels_to_cameras(r[:, rx.DECODE_CHUNK :], intrinsics_model="centred")
+    assert relative_rotation_deg(est.R, cams.R).max() < 1e-4
+    assert torch.allclose(est.c2w[:, rx.DECODE_CHUNK :], tail.c2w, atol=1e-6)
 
 
 def test_plucker_is_direction_and_moment(canonical_random_cameras):

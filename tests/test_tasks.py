@@ -58,6 +58,16 @@ def test_self_consistency_reports_metrics(pipe, clip):
     assert res["video_regenerated"].shape == (1, 6, 3, 32, 32)
 
 
+def test_self_consistency_reuses_a_given_estimate(pipe, clip):
+    full = self_consistency(pipe, clip.frames, 1, 1, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    est = estimate_trajectory(pipe, clip.frames, 1, g)
+    reused = self_consistency(pipe, clip.frames, 1, 1, generator=g, estimate=est)
+    assert reused["cameras"] is est[0]
+    assert torch.equal(reused["video_regenerated"], full["video_regenerated"])
+    assert reused["metrics"] == full["metrics"]
+
+
 def test_bad_inputs(pipe, clip):
     with pytest.raises(ValueError, match="resize first"):
         estimate_trajectory(pipe, torch.zeros(4, 3, 16, 16))
