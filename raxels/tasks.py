@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -95,10 +96,15 @@ class Pipeline:
         codec = PixelCodec(cfg.codec_factor, cfg.camera_encoding)
         return cls(model, codec, cfg, resolve_precision(precision, model.device))
 
+    @contextlib.contextmanager
     def autocast(self):
         if resolve_precision(self.precision, self.model.device) == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
+            yield
+            return
+        with warnings.catch_warnings(), torch.autocast(self.model.device.type, dtype=torch.bfloat16):
+            # Wan's RMSNorm keeps fp32 weights; torch then takes its unfused path and warns on every call.
+            warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
+            yield
 
 
 def write_pipeline_config(folder: str | Path, cfg: PipelineConfig) -> None:
