@@ -1,0 +1,191 @@
+"""Does the raxel stream read the video? Estimate-only training from scratch on 8-frame 32x32 SynthRooms clips,
+evaluated on held-out clips with each clip's own video and with another clip's (a control that a model which
+ignores the video scores equally on). Prints one JSON line per evaluation.
+
+Variants (what the README's "What the tiny model has learnt" paragraph reports):
+  raw     the tiny config as shipped (raxel latents as the codec gives them)
+  white   raxel latents whitened per frame index (mean trajectory subtracted, divided by the across-clip spread)
+  donly   rotation-only targets: raxels of the cameras with their centres set to 0 (d instead of o + d)
+  fine    patch size 1 instead of 2: 8x8 tokens per frame instead of 4x4 (about 5x the compute)
+  stem    the video stream's patch embedding preceded by a 3x3x3 convolution over (frames, latent rows, columns),
+          so each video token sees its neighbours in the previous and next frame (as Wan VAE latents do)
+  t1      every training sample at t = 1 (a plain regression of the x0 that 2-step sampling starts from)
+  cnn     not the DiT: a small CNN regressing the last frame's yaw from frames (0, last), a learnability floor
+
+    python experiments/coupling.py raw --steps 450 --clips 1600 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+from torch import nn
+
+from raxels.cameras import Cameras
+from raxels.codec import PixelCodec
+from raxels.data.batches import HELD_OUT_SEED_START, camera_images, synthrooms_batch
+from raxels.data.synthrooms import SynthRoomsConfig
+from raxels.eval.pose import pose_metrics
+from raxels.flow import flow_matching_loss, sample_train_t, task_mask
+from raxels.model.configs import build_model, model_config
+from raxels.raxels import raxels_to_cameras
+
+VARIANTS = ("raw", "white", "donly", "fine", "stem", "t1", "cnn")
+CLIPS = SynthRoomsConfig(frames=8, height=32, width=32)
+HELD_OUT = 80
+
+
+def last_yaw_deg(c2w: torch.Tensor) -> torch.Tensor:
+    """Rotation of the last camera about the world's vertical axis (canonical frame: the first camera's)."""
+    return torch.atan2(c2w[:, -1, 0, 2], c2w[:, -1, 2, 2]).rad2deg()
+
+
+def corr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.corrcoef(torch.stack([a.double(), b.double()]))[0, 1].item()
+
+
+def load(seeds: list[int], rotation_only: bool):
+    b = synthrooms_batch(seeds, CLIPS)
+    if rotation_only:
+        c2w = b.cameras.c2w.clone()
+        c2w[..., :3, 3] = 0
+        b.camera_images = camera_images(Cameras(b.cameras.K, c2w, CLIPS.height, CLIPS.width)).float()
+    return b
+
+
+def load_pool(n: int, rotation_only: bool, chunk: int = 50):
+    batches = [load(list(range(i, min(n, i + chunk))), rotation_only) for i in range(0, n, chunk)]
+    held = load(list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + HELD_OUT)), rotation_only)
+    return batches, held
+
+
+def run_cnn(args) -> None:
+    batches, held = load_pool(args.clips, False)
+
+    def xy(b):
+        return torch.cat([b.frames[:, 0], b.frames[:, -1]], 1), last_yaw_deg(b.cameras.c2w) / 30
+
+    X, Y = map(torch.cat, zip(*[xy(b) for b in batches]))
+    Xh, Yh = xy(held)
+    net = nn.Sequential(
+        nn.Conv2d(6, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 64, 3, 2, 1), nn.GELU(),
+        nn.Conv2d(64, 128, 3, 2, 1), nn.GELU(), nn.Conv2d(128, 128, 3, 2, 1), nn.GELU(),
+        nn.Flatten(), nn.Linear(128 * 16, 1),
+    )
+    opt = torch.optim.AdamW(net.parameters(), args.lr or 1e-3)
+    g = torch.Generator().manual_seed(1)
+    t0 = time.time()
+    for step in range(args.steps):
+        i = torch.randint(0, len(X), (args.batch,), generator=g)
+        loss = ((net(X[i])[:, 0] - Y[i]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            with torch.no_grad():
+                p = net(Xh)[:, 0]
+            out = {
+                "variant": "cnn",
+                "steps": step + 1,
+                "samples": (step + 1) * args.batch,
+                "train_s": round(time.time() - t0),
+                "yaw_corr": round(corr(p, Yh), 3),
+                "yaw_mae_deg": round(((p - Yh).abs() * 30).mean().item(), 2),
+                "yaw_mae_zero_deg": round((Yh.abs() * 30).mean().item(), 2),
+            }
+            print(json.dumps(out), flush=True)
+
+
+def run_dit(args) -> None:
+    codec = PixelCodec(4, "raxel")
+    batches, held = load_pool(args.clips, args.variant == "donly")
+    V = torch.cat([codec.encode_video(b.frames) for b in batches])
+    R = torch.cat([codec.encode_raxels(b.camera_images) for b in batches])
+    hv, hr = codec.encode_video(held.frames), codec.encode_raxels(held.camera_images)
+    if args.variant == "white":
+        mu = R.mean(0, keepdim=True)
+        sd = (R - mu).std(dim=(0, 1, 3, 4), keepdim=True).clamp_min(1e-3)
+    else:
+        mu, sd = torch.zeros_like(R[:1]), torch.ones(1, 1, R.shape[2], 1, 1)
+    Rn = (R - mu) / sd
+    patch = (1, 1, 1) if args.variant == "fine" else (1, 2, 2)
+    model = build_model(model_config("tiny", patch_size=patch))
+    if args.variant == "stem":
+        pe = model.video_io.patch_embedding
+        model.video_io.patch_embedding = nn.Sequential(
+            nn.Conv3d(pe.in_channels, 96, 3, padding=1),
+            nn.GELU(),
+            nn.Conv3d(96, pe.out_channels, pe.kernel_size, pe.stride),
+        )
+    lr = args.lr or 4e-4
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(1)
+
+    def predict(video: torch.Tensor) -> torch.Tensor:
+        """2 Euler steps from t = 1, as `estimate_trajectory`."""
+        n, tv = video.shape[0], torch.zeros(video.shape[0], video.shape[2])
+        tr = task_mask("estimate", n, video.shape[2], hr.shape[2]).raxel.float()
+        x = torch.randn(hr.shape, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            x = x - 0.5 * model(video, x, tv, tr)[1]
+            x = x - 0.5 * model(video, x, tv, tr * 0.5)[1]
+        return x * sd + mu
+
+    def evaluate(done: int, t0: float) -> None:
+        out = {"variant": args.variant, "steps": done, "samples": done * args.batch, "train_s": round(time.time() - t0)}
+        truth = held.cameras.c2w.double()
+        for name, video in (("own", hv), ("swapped", hv.roll(1, 0))):
+            r = predict(video)
+            out[f"latent_mse_{name}"] = round(((r - hr) ** 2).mean().item(), 4)
+            images = codec.decode_raxels(r).clamp(-1, 1).double()
+            cams = raxels_to_cameras(images, max_points=256, intrinsics_model="centred")
+            pm = pose_metrics(cams.c2w, truth)
+            out.update({f"{k}_{name}": round(float(pm[k]), 3) for k in ("RRA@15", "AUC@30", "mean_rot_err_deg")})
+            out[f"yaw_corr_{name}"] = round(corr(last_yaw_deg(cams.c2w), last_yaw_deg(truth)), 3)
+            out[f"yaw_abs_pred_{name}"] = round(last_yaw_deg(cams.c2w).abs().mean().item(), 1)
+        out["yaw_abs_true"] = round(last_yaw_deg(truth).abs().mean().item(), 1)
+        print(json.dumps(out), flush=True)
+
+    model.train()
+    t0 = time.time()
+    for step in range(args.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 50)
+        idx = torch.randint(0, V.shape[0], (args.batch,), generator=g)
+        v0, r0 = V[idx], Rn[idx]
+        mask = task_mask("estimate", args.batch, v0.shape[2], r0.shape[2])
+        t = torch.ones(args.batch) if args.variant == "t1" else sample_train_t(args.batch, g)
+        eps_v, eps_r = torch.randn(v0.shape, generator=g), torch.randn(r0.shape, generator=g)
+        loss, _ = flow_matching_loss(model, v0, r0, mask, torch.zeros(args.batch), t, eps_v, eps_r)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0:
+            print(step, round(loss.item(), 4), round(time.time() - t0), file=sys.stderr)
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            model.eval()
+            evaluate(step + 1, t0)
+            model.train()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("variant", choices=VARIANTS)
+    p.add_argument("--steps", type=int, default=450)
+    p.add_argument("--clips", type=int, default=1600, help="training clips (seeds 0..clips-1), rendered once")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=None, help="default 4e-4 (DiT), 1e-3 (cnn)")
+    p.add_argument("--eval-every", type=int, default=10**9)
+    args = p.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    (run_cnn if args.variant == "cnn" else run_dit)(args)
+
+
+if __name__ == "__main__":
+    main()
