@@ -2,7 +2,7 @@
 evaluated on held-out clips with each clip's own video and with another clip's (a control that a model which
 ignores the video scores equally on). Prints one JSON line per evaluation.
 
-Variants (what the README's "What the tiny model has learnt" paragraph reports):
+Variants (the README's "Probing the coupling" table and paragraph):
   raw     the tiny config as shipped (raxel latents as the codec gives them)
   white   raxel latents whitened per frame index (mean trajectory subtracted, divided by the across-clip spread)
   donly   rotation-only targets: raxels of the cameras with their centres set to 0 (d instead of o + d)
@@ -11,6 +11,8 @@ Variants (what the README's "What the tiny model has learnt" paragraph reports):
           so each video token sees its neighbours in the previous and next frame (as Wan VAE latents do)
   t1      every training sample at t = 1 (a plain regression of the x0 that 2-step sampling starts from)
   cnn     not the DiT: a small CNN regressing the last frame's yaw from frames (0, last), a learnability floor
+  yaw     the DiT (estimate mask, raxels at t = 1) regressing the same yaw as `cnn` from its pooled raxel output:
+          can the transformer on 4x4 tokens per frame read the rotation at all when that is all it is asked?
 
     python experiments/coupling.py raw --steps 450 --clips 1600 --batch 8
 """
@@ -34,7 +36,7 @@ from raxels.flow import flow_matching_loss, sample_train_t, task_mask
 from raxels.model.configs import build_model, model_config
 from raxels.raxels import raxels_to_cameras
 
-VARIANTS = ("raw", "white", "donly", "fine", "stem", "t1", "cnn")
+VARIANTS = ("raw", "white", "donly", "fine", "stem", "t1", "cnn", "yaw")
 CLIPS = SynthRoomsConfig(frames=8, height=32, width=32)
 HELD_OUT = 80
 
@@ -63,20 +65,41 @@ def load_pool(n: int, rotation_only: bool, chunk: int = 50):
     return batches, held
 
 
-def run_cnn(args) -> None:
+class DiTYaw(nn.Module):
+    """The tiny DiT in the estimate configuration, its raxel output pooled per channel and frame, then linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.dit = build_model(model_config("tiny"))
+        c = self.dit.config.raxel_in_channels
+        self.readout = nn.Linear(c * CLIPS.frames, 1)
+        # The DiT's output layer starts at zero (see StreamIO): give it a start here, or no gradient reaches inside.
+        nn.init.normal_(self.dit.raxel_io.proj_out.weight, std=0.02)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        B, T = video.shape[0], video.shape[2]
+        raxels = torch.zeros(B, self.dit.config.raxel_in_channels, T, *video.shape[3:])
+        _, out = self.dit(video, raxels, torch.zeros(B, T), torch.ones(B, T))
+        return self.readout(out.mean(dim=(3, 4)).flatten(1))
+
+
+def run_regression(args) -> None:
     batches, held = load_pool(args.clips, False)
+    codec = PixelCodec(4, "raxel")
 
     def xy(b):
+        if args.variant == "yaw":
+            return codec.encode_video(b.frames), last_yaw_deg(b.cameras.c2w) / 30
         return torch.cat([b.frames[:, 0], b.frames[:, -1]], 1), last_yaw_deg(b.cameras.c2w) / 30
 
     X, Y = map(torch.cat, zip(*[xy(b) for b in batches]))
     Xh, Yh = xy(held)
-    net = nn.Sequential(
+    net = DiTYaw() if args.variant == "yaw" else nn.Sequential(
         nn.Conv2d(6, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 64, 3, 2, 1), nn.GELU(),
         nn.Conv2d(64, 128, 3, 2, 1), nn.GELU(), nn.Conv2d(128, 128, 3, 2, 1), nn.GELU(),
         nn.Flatten(), nn.Linear(128 * 16, 1),
     )
-    opt = torch.optim.AdamW(net.parameters(), args.lr or 1e-3)
+    opt = torch.optim.AdamW(net.parameters(), args.lr or (4e-4 if args.variant == "yaw" else 1e-3))
     g = torch.Generator().manual_seed(1)
     t0 = time.time()
     for step in range(args.steps):
@@ -86,10 +109,12 @@ def run_cnn(args) -> None:
         loss.backward()
         opt.step()
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            net.eval()
             with torch.no_grad():
                 p = net(Xh)[:, 0]
+            net.train()
             out = {
-                "variant": "cnn",
+                "variant": args.variant,
                 "steps": step + 1,
                 "samples": (step + 1) * args.batch,
                 "train_s": round(time.time() - t0),
@@ -184,7 +209,7 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    (run_cnn if args.variant == "cnn" else run_dit)(args)
+    (run_regression if args.variant in ("cnn", "yaw") else run_dit)(args)
 
 
 if __name__ == "__main__":
