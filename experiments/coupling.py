@@ -32,7 +32,7 @@ from raxels.codec import PixelCodec
 from raxels.data.batches import HELD_OUT_SEED_START, camera_images, synthrooms_batch
 from raxels.data.synthrooms import SynthRoomsConfig
 from raxels.eval.pose import pose_metrics
-from raxels.flow import flow_matching_loss, sample_train_t, task_mask
+from raxels.flow import flow_matching_loss, sample, sample_train_t, task_mask
 from raxels.model.configs import build_model, model_config
 from raxels.raxels import raxels_to_cameras
 
@@ -151,13 +151,9 @@ def run_dit(args) -> None:
     g = torch.Generator().manual_seed(1)
 
     def predict(video: torch.Tensor) -> torch.Tensor:
-        """2 Euler steps from t = 1, as `estimate_trajectory`."""
-        n, tv = video.shape[0], torch.zeros(video.shape[0], video.shape[2])
-        tr = task_mask("estimate", n, video.shape[2], hr.shape[2]).raxel.float()
-        x = torch.randn(hr.shape, generator=torch.Generator().manual_seed(5))
-        with torch.no_grad():
-            x = x - 0.5 * model(video, x, tv, tr)[1]
-            x = x - 0.5 * model(video, x, tv, tr * 0.5)[1]
+        """2 denoising steps of the project's sampler, as `estimate_trajectory`."""
+        mask = task_mask("estimate", video.shape[0], video.shape[2], hr.shape[2])
+        _, x = sample(model, video, torch.zeros_like(hr), mask, 2, generator=torch.Generator().manual_seed(5))
         return x * sd + mu
 
     def evaluate(done: int, t0: float) -> None:
@@ -170,8 +166,9 @@ def run_dit(args) -> None:
             cams = raxels_to_cameras(images, max_points=256, intrinsics_model="centred")
             pm = pose_metrics(cams.c2w, truth)
             out.update({f"{k}_{name}": round(float(pm[k]), 3) for k in ("RRA@15", "AUC@30", "mean_rot_err_deg")})
-            out[f"yaw_corr_{name}"] = round(corr(last_yaw_deg(cams.c2w), last_yaw_deg(truth)), 3)
-            out[f"yaw_abs_pred_{name}"] = round(last_yaw_deg(cams.c2w).abs().mean().item(), 1)
+            yaw = last_yaw_deg(cams.c2w)
+            out[f"yaw_corr_{name}"] = round(corr(yaw, last_yaw_deg(truth)), 3)
+            out[f"yaw_abs_pred_{name}"] = round(yaw.abs().mean().item(), 1)
         out["yaw_abs_true"] = round(last_yaw_deg(truth).abs().mean().item(), 1)
         print(json.dumps(out), flush=True)
 
@@ -204,7 +201,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=450)
     p.add_argument("--clips", type=int, default=1600, help="training clips (seeds 0..clips-1), rendered once")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=None, help="default 4e-4 (DiT), 1e-3 (cnn)")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 for cnn, 4e-4 otherwise")
     p.add_argument("--eval-every", type=int, default=10**9)
     args = p.parse_args()
     torch.manual_seed(0)
