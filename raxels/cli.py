@@ -44,6 +44,7 @@ def train(
     log_every: int = typer.Option(None, help="Steps between log lines."),
     ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
     out: Path = typer.Option(None, help="Run folder (checkpoint, log, exported model)."),
+    mixed_precision: str = typer.Option(None, help="'no' (fp32) or 'bf16' (autocast; weights stay fp32)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:
@@ -67,6 +68,7 @@ def train(
         log_every=log_every,
         ckpt_every=ckpt_every,
         out=out,
+        mixed_precision=mixed_precision,
     )
     for k, v in opts.items():
         if v is not None:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class TrainConfig:
     log_every: int = 10
     clip_seeds: tuple[int, ...] = ()  # train on these clips only (overfitting tests); empty: fresh clips
     model_overrides: dict = field(default_factory=dict)
+    # "bf16": forward passes under bfloat16 autocast (weights, optimiser and EMA stay fp32). Measured on this
+    # project's 2-core CPU (avx512_bf16): bf16 matmuls 4.3x fp32, a tiny-model training step 1.45x faster.
+    mixed_precision: str = "no"
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -61,10 +65,11 @@ class TrainConfig:
 
 
 PRESETS = {
-    # `make checkpoint`: the shipped tiny model.
-    # 32x32 clips of 4, 8 or 16 frames: about 80 minutes on a 2-core CPU.
+    # `make checkpoint`: the shipped tiny model. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step here
+    # against 0.82 in fp32): about 95 minutes on a 2-core CPU. Pose estimation weighted up: the 3600-step fp32
+    # model with 40% estimate samples had not learnt to read the video (README, "Probing the coupling").
     "checkpoint": dict(
-        steps=3600,
+        steps=11000,
         batch_size=8,
         frames_choices=(4, 8, 16),
         height=32,
@@ -72,6 +77,8 @@ PRESETS = {
         lr=4e-4,
         warmup=100,
         ckpt_every=200,
+        task_probs=(0.5, 0.25, 0.15, 0.1),
+        mixed_precision="bf16",
         out="runs/checkpoint",
     ),
 }
@@ -226,6 +233,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     from accelerate import Accelerator
 
     torch.manual_seed(cfg.seed)  # model init
+    if cfg.mixed_precision not in ("no", "bf16"):
+        raise ValueError(f"mixed_precision must be 'no' or 'bf16', not {cfg.mixed_precision!r}")
+    # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
+    warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model, codec = build(cfg)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
@@ -259,9 +270,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         video0 = codec.encode_video(batch.frames)
         raxel0 = codec.encode_raxels(batch.camera_images)
         mask = masks_for(d["tasks"][sl], shapes[0][1], shapes[1][1], cfg.cond_frames)
-        loss, parts = flow_matching_loss(
-            model, video0, raxel0, mask, d["t_video"][sl], d["t_raxel"][sl], d["eps_video"][sl], d["eps_raxel"][sl]
-        )
+        # Our own autocast, not Accelerator(mixed_precision=...): accelerate fixes that once per process.
+        with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=cfg.mixed_precision == "bf16"):
+            loss, parts = flow_matching_loss(
+                model, video0, raxel0, mask, d["t_video"][sl], d["t_raxel"][sl], d["eps_video"][sl], d["eps_raxel"][sl]
+            )
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
         opt.zero_grad(set_to_none=True)

@@ -144,6 +144,22 @@ def test_tiny_model_overfits_one_clip(tmp_path):
 def test_bad_training_settings(tmp_path):
     with pytest.raises(ValueError, match="unknown model config"):
         train(_cfg(tmp_path, model="huge"), progress=False)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        train(_cfg(tmp_path, mixed_precision="fp8"), progress=False)
+
+
+def test_bf16_autocast_tracks_fp32_and_keeps_fp32_weights(tmp_path):
+    runs = {
+        mp: train(_cfg(tmp_path / mp, steps=4, ckpt_every=100, mixed_precision=mp), progress=False)
+        for mp in ("no", "bf16")
+    }
+    a, b = runs["no"]["losses"], runs["bf16"]["losses"]
+    assert all(torch.isfinite(torch.tensor(b)))
+    # Same data, noise and init: bf16 matmuls move the loss by rounding, not by a different computation.
+    assert max(abs(x - y) / x for x, y in zip(a, b)) < 0.02
+    assert {v.dtype for v in runs["bf16"]["model"].state_dict().values()} == {torch.float32}
+    exported = load_file(tmp_path / "bf16" / "model" / "diffusion_pytorch_model.safetensors")
+    assert {v.dtype for v in exported.values()} == {torch.float32}
 
 
 def test_plucker_variant_trains_exports_and_estimates(tmp_path):
