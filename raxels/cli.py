@@ -44,7 +44,7 @@ def train(
     log_every: int = typer.Option(None, help="Steps between log lines."),
     ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
     out: Path = typer.Option(None, help="Run folder (checkpoint, log, exported model)."),
-    mixed_precision: str = typer.Option(None, help="'no' (fp32) or 'bf16' (autocast; weights stay fp32)."),
+    mixed_precision: str = typer.Option(None, help="fp32, bf16 (autocast; weights stay fp32) or auto."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:

@@ -25,6 +25,7 @@ from .data.synthrooms import SynthRoomsConfig
 from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
 from .io.atomic import atomic_path
 from .model import build_model, model_config
+from .tasks import resolve_precision, write_pipeline_config
 
 CKPT_NAME = "checkpoint.safetensors"
 
@@ -53,9 +54,10 @@ class TrainConfig:
     log_every: int = 10
     clip_seeds: tuple[int, ...] = ()  # train on these clips only (overfitting tests); empty: fresh clips
     model_overrides: dict = field(default_factory=dict)
-    # "bf16": forward passes under bfloat16 autocast (weights, optimiser and EMA stay fp32). Measured on this
+    # The inference vocabulary (tasks.PRECISIONS): "bf16" runs forward passes under bfloat16 autocast (weights,
+    # optimiser and EMA stay fp32), "auto" picks it where the hardware multiplies bf16 natively. Measured on this
     # project's 2-core CPU (avx512_bf16): bf16 matmuls 4.3x fp32, a tiny-model training step 1.45-1.6x faster.
-    mixed_precision: str = "no"
+    mixed_precision: str = "fp32"
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -207,8 +209,6 @@ def export_model(folder: Path, model, ema: dict, cfg: TrainConfig) -> None:
     """The EMA weights as a diffusers folder (config.json + safetensors + pipeline.json), all or nothing."""
     import shutil
 
-    from .tasks import write_pipeline_config
-
     export = copy.deepcopy(model)
     export.load_state_dict(ema)
     folder = Path(folder)
@@ -233,12 +233,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     from accelerate import Accelerator
 
     torch.manual_seed(cfg.seed)  # model init
-    if cfg.mixed_precision not in ("no", "bf16"):
-        raise ValueError(f"mixed_precision must be 'no' or 'bf16', not {cfg.mixed_precision!r}")
-    if cfg.mixed_precision == "bf16":
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    try:
+        bf16 = resolve_precision(cfg.mixed_precision, accelerator.device) == "bf16"
+    except ValueError as e:
+        raise ValueError(f"mixed_precision: {e}") from None
+    if bf16:
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model, codec = build(cfg)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -272,7 +274,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         raxel0 = codec.encode_raxels(batch.camera_images)
         mask = masks_for(d["tasks"][sl], shapes[0][1], shapes[1][1], cfg.cond_frames)
         # Our own autocast, not Accelerator(mixed_precision=...): accelerate fixes that once per process.
-        with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=cfg.mixed_precision == "bf16"):
+        with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=bf16):
             loss, parts = flow_matching_loss(
                 model, video0, raxel0, mask, d["t_video"][sl], d["t_raxel"][sl], d["eps_video"][sl], d["eps_raxel"][sl]
             )
