@@ -45,6 +45,7 @@ def train(
     ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
     out: Path = typer.Option(None, help="Run folder (checkpoint, log, exported model)."),
     mixed_precision: str = typer.Option(None, help="fp32, bf16 (autocast; weights stay fp32) or auto."),
+    pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:
@@ -69,6 +70,7 @@ def train(
         ckpt_every=ckpt_every,
         out=out,
         mixed_precision=mixed_precision,
+        pose_loss_weight=pose_loss_weight,
     )
     for k, v in opts.items():
         if v is not None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .aux_pose import pose_loss
+
 TASKS = ("estimate", "generate", "joint", "unconditional")
 
 
@@ -76,13 +78,19 @@ def flow_matching_loss(
     t_raxel: Tensor,
     eps_video: Tensor,
     eps_raxel: Tensor,
+    pose_target: Tensor | None = None,
+    pose_weight: float = 0.0,
 ) -> tuple[Tensor, dict]:
     """MSE between predicted and true velocity, on noised latent frames only.
 
-    t_video, t_raxel: [B] noise level of each sample's noised frames (clean frames get t = 0)."""
+    t_video, t_raxel: [B] noise level of each sample's noised frames (clean frames get t = 0). pose_target [B, T, 9]
+    (`aux_pose.pose_targets`) with pose_weight > 0 adds the auxiliary pose loss (a model built with pose_head)."""
     tv = mask.video.to(video0.dtype) * t_video[:, None]
     tr = mask.raxel.to(raxel0.dtype) * t_raxel[:, None]
-    pv, pr = model(noised(video0, eps_video, tv), noised(raxel0, eps_raxel, tr), tv, tr)
+    aux = pose_target is not None and pose_weight > 0
+    kw = {"return_pose": True} if aux else {}  # models without a pose head (test doubles too) never see the flag
+    out = model(noised(video0, eps_video, tv), noised(raxel0, eps_raxel, tr), tv, tr, **kw)
+    pv, pr = out[:2]
     mv = mask.video[:, None, :, None, None].expand_as(video0).to(torch.float32)
     mr = mask.raxel[:, None, :, None, None].expand_as(raxel0).to(torch.float32)
     se_v = ((pv.float() - (eps_video - video0).float()) ** 2 * mv).flatten(1).sum(1)
@@ -94,6 +102,11 @@ def flow_matching_loss(
         "loss_video": (se_v.sum() / n_v.sum().clamp_min(1)).item(),
         "loss_raxel": (se_r.sum() / n_r.sum().clamp_min(1)).item(),
     }
+    if aux:
+        clean_video = (~mask.video).float().mean(1)
+        lp = pose_loss(out[2], pose_target, mask.raxel, t_raxel, clean_video)
+        loss = loss + pose_weight * lp
+        parts["loss_pose"] = lp.item()
     return loss, parts
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
+from .aux_pose import pose_targets
 from .codec import PixelCodec
 from .data.batches import CAMERA_CHANNELS, synthrooms_batch
 from .data.synthrooms import SynthRoomsConfig
@@ -58,6 +59,9 @@ class TrainConfig:
     # optimiser and EMA stay fp32), "auto" picks it where the hardware multiplies bf16 natively. Measured on this
     # project's 2-core CPU (avx512_bf16): bf16 matmuls 4.3x fp32, a tiny-model training step 1.45-1.6x faster.
     mixed_precision: str = "fp32"
+    # > 0: the model gets a pose head and this weight on the auxiliary pose loss (`aux_pose`), a training aid for
+    # reading the camera motion from the video; 0 keeps the plain objective of the paper.
+    pose_loss_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -94,6 +98,7 @@ def build(cfg: TrainConfig):
         in_channels=codec.latent_channels(3),
         raxel_in_channels=codec.latent_channels(channels),
         camera_encoding=cfg.camera_encoding,
+        **({"pose_head": True} if cfg.pose_loss_weight > 0 else {}),
         **cfg.model_overrides,
     )
     return build_model(mcfg), codec
@@ -238,6 +243,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         bf16 = resolve_precision(cfg.mixed_precision, accelerator.device) == "bf16"
     except ValueError as e:
         raise ValueError(f"mixed_precision: {e}") from None
+    if cfg.pose_loss_weight < 0:
+        raise ValueError(f"pose_loss_weight must be >= 0, got {cfg.pose_loss_weight}")
     if bf16:
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
@@ -276,7 +283,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         # Our own autocast, not Accelerator(mixed_precision=...): accelerate fixes that once per process.
         with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=bf16):
             loss, parts = flow_matching_loss(
-                model, video0, raxel0, mask, d["t_video"][sl], d["t_raxel"][sl], d["eps_video"][sl], d["eps_raxel"][sl]
+                model,
+                video0,
+                raxel0,
+                mask,
+                d["t_video"][sl],
+                d["t_raxel"][sl],
+                d["eps_video"][sl],
+                d["eps_raxel"][sl],
+                pose_targets(batch.cameras.c2w),
+                cfg.pose_loss_weight,
             )
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
@@ -289,8 +305,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
             for k, v in raw.state_dict().items():
                 ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
-        stats = torch.tensor([loss.item(), parts["loss_video"], parts["loss_raxel"]])
-        global_loss, parts["loss_video"], parts["loss_raxel"] = accelerator.reduce(stats, reduction="mean").tolist()
+        names = [k for k in ("loss_video", "loss_raxel", "loss_pose") if k in parts]
+        stats = accelerator.reduce(torch.tensor([loss.item()] + [parts[k] for k in names]), reduction="mean").tolist()
+        global_loss = stats[0]
+        parts.update(zip(names, stats[1:]))
         history.append(global_loss)
         done = step + 1
         if accelerator.is_main_process and (done % cfg.log_every == 0 or done == cfg.steps):

@@ -80,6 +80,23 @@ def test_save_and_load_pretrained(tmp_path):
     assert torch.equal(m(*x)[0], m2(*x)[0])
 
 
+def test_pose_head_reads_both_streams_and_survives_save_load(tmp_path):
+    m = _small(pose_head=True)
+    x = (torch.randn(2, 48, 3, 8, 8), torch.randn(2, 48, 3, 8, 8), torch.rand(2), torch.rand(2))
+    pv, pr, pose = m(*x, return_pose=True)
+    assert pose.shape == (2, 3, 9) and pr.shape == x[1].shape
+    # The auxiliary loss is there to make the raxel stream read the video: its gradient must reach the video side.
+    pose.square().mean().backward()
+    for name in ("video_io.patch_embedding.weight", "blocks.0.raxel.attn2.to_k.weight", "pose_readout.1.weight"):
+        assert dict(m.named_parameters())[name].grad.abs().sum() > 0, name
+    m.eval().save_pretrained(tmp_path / "m")
+    m2 = RaxelsDiT.from_pretrained(tmp_path / "m").eval()
+    assert torch.equal(m(*x, return_pose=True)[2], m2(*x, return_pose=True)[2])
+    assert torch.equal(m(*x)[1], m2(*x)[1])  # inference never needs the head
+    with pytest.raises(ValueError, match="pose_head"):
+        _small()(*x, return_pose=True)
+
+
 def test_plucker_variant_takes_six_channel_maps():
     m = _small(raxel_in_channels=96, camera_encoding="plucker")
     pv, pr = m(torch.randn(1, 48, 2, 8, 8), torch.randn(1, 96, 2, 8, 8), torch.rand(1), torch.rand(1))

@@ -146,6 +146,22 @@ def test_bad_training_settings(tmp_path):
         train(_cfg(tmp_path, model="huge"), progress=False)
     with pytest.raises(ValueError, match="mixed_precision"):
         train(_cfg(tmp_path, mixed_precision="fp8"), progress=False)
+    with pytest.raises(ValueError, match="pose_loss_weight"):
+        train(_cfg(tmp_path / "neg", pose_loss_weight=-1.0), progress=False)
+    assert not (tmp_path / "neg").exists()
+
+
+def test_auxiliary_pose_loss_is_logged_and_exported(tmp_path):
+    from raxels.tasks import Pipeline
+
+    task_probs = (1.0, 0.0, 0.0, 0.0)  # pose estimation only: every sample carries the auxiliary loss
+    train(_cfg(tmp_path, steps=3, pose_loss_weight=0.5, task_probs=task_probs, ckpt_every=100), progress=False)
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert all(rec["loss_pose"] > 0 for rec in log)
+    # No video frame is noised in pose estimation: the total is the raxel loss plus the weighted auxiliary term.
+    assert all(abs(rec["loss"] - rec["loss_raxel"] - 0.5 * rec["loss_pose"]) < 1e-4 * rec["loss"] for rec in log)
+    pipe = Pipeline.from_pretrained(tmp_path / "model")
+    assert pipe.model.config.pose_head and pipe.model.pose_readout is not None
 
 
 def test_bf16_autocast_tracks_fp32_and_keeps_fp32_weights(tmp_path):

@@ -23,6 +23,7 @@ class ModelConfig:
     ray_ffn_dim: int = 768
     freq_dim: int = 256
     camera_encoding: str = "raxel"
+    pose_head: bool = False  # the training-only auxiliary pose readout (TrainConfig.pose_loss_weight)
 
 
 CONFIGS: dict[str, ModelConfig] = {

@@ -186,7 +186,8 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
     """Joint video + raxel denoiser. forward(video, raxels, t_video, t_raxel) -> (velocity_video, velocity_raxel).
 
     video: [B, C, Tv, h, w] latents, raxels: [B, Cr, Tr, hr, wr] latents (any grid: positions are resampled onto
-    the video grid for RoPE), t_*: [B], [B, T] or [B, tokens] in [0, 1] with 0 = clean.
+    the video grid for RoPE), t_*: [B], [B, T] or [B, tokens] in [0, 1] with 0 = clean. With return_pose (a model
+    built with pose_head) a third output: [B, Tr, 9] per raxel frame, the auxiliary pose prediction.
     """
 
     _supports_gradient_checkpointing = True
@@ -207,6 +208,7 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         ray_ffn_dim: int = 768,
         freq_dim: int = 256,
         camera_encoding: str = "raxel",
+        pose_head: bool = False,
     ):
         super().__init__()
         if dim % heads or ray_dim % ray_heads:
@@ -217,6 +219,13 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         self.raxel_io = StreamIO(raxel_in_channels, ray_dim, patch_size, freq_dim)
         self.blocks = nn.ModuleList(
             [RaxelsBlock(dim, ffn_dim, heads, ray_dim, ray_ffn_dim, ray_heads) for _ in range(num_layers)]
+        )
+        # Training aid only (`aux_pose`): each raxel frame's pooled last hidden state -> its pose (9 numbers per
+        # frame of the token grid's temporal patch). Inference reads cameras from the raxels and never calls it.
+        self.pose_readout = (
+            nn.Sequential(FP32LayerNorm(ray_dim, 1e-6, elementwise_affine=False), nn.Linear(ray_dim, 9 * patch_size[0]))
+            if pose_head
+            else None
         )
         self.gradient_checkpointing = False
 
@@ -242,7 +251,7 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
             rope_freqs(pos_v, hd_r),  # video keys seen by raxel queries
         )
 
-    def forward(self, video: Tensor, raxels: Tensor, t_video: Tensor, t_raxel: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, video: Tensor, raxels: Tensor, t_video: Tensor, t_raxel: Tensor, return_pose: bool = False):
         gv, gr = self._grids(video, raxels)
         pos_v, pos_r = self._positions(gv, gr, video.device)
         ropes = self._ropes(pos_v, pos_r)
@@ -258,4 +267,10 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
                 hv, hr = block(hv, hr, mod_v, mod_r, *ropes)
         out_v = self.video_io.head(hv, temb_v, gv) + self.video_io.skip_weight(tv_tok, temb_v, gv) * video
         out_r = self.raxel_io.head(hr, temb_r, gr) + self.raxel_io.skip_weight(tr_tok, temb_r, gr) * raxels
-        return out_v, out_r
+        if not return_pose:
+            return out_v, out_r
+        if self.pose_readout is None:
+            raise ValueError("return_pose needs a model built with pose_head=True")
+        B, (T, H, W) = hr.shape[0], gr
+        pose = self.pose_readout(hr.reshape(B, T, H * W, -1).mean(2).float())
+        return out_v, out_r, pose.reshape(B, T * self.config.patch_size[0], 9)
