@@ -72,8 +72,8 @@ class TrainConfig:
 
 PRESETS = {
     # `make checkpoint`: the shipped tiny model. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step here
-    # against 0.82 in fp32): about 95 minutes on a 2-core CPU. Pose estimation weighted up: the 3600-step fp32
-    # model with 40% estimate samples had not learnt to read the video (README, "Probing the coupling").
+    # against 0.82 in fp32): about 95 minutes on a 2-core CPU. Pose estimation weighted up and the auxiliary pose
+    # loss on: without it the model had not learnt to read the video (README, "Probing the coupling").
     "checkpoint": dict(
         steps=11000,
         batch_size=8,
@@ -85,6 +85,7 @@ PRESETS = {
         ckpt_every=200,
         task_probs=(0.5, 0.25, 0.15, 0.1),
         mixed_precision="bf16",
+        pose_loss_weight=0.5,
         out="runs/checkpoint",
     ),
 }
