@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
-# Retrains the shipped tiny model (about 95 minutes on a 2-core CPU) and replaces raxels/checkpoints/tiny.
+# Retrains the shipped tiny model (about 100 minutes on a 2-core CPU) and replaces raxels/checkpoints/tiny.
 checkpoint: $(STAMP)
 	rm -rf runs/checkpoint
 	$(BIN)/raxels train --config tiny --data synthrooms --preset checkpoint

@@ -72,7 +72,7 @@ class TrainConfig:
 
 PRESETS = {
     # `make checkpoint`: the shipped tiny model. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step here
-    # against 0.82 in fp32): about 95 minutes on a 2-core CPU. Pose estimation weighted up and the auxiliary pose
+    # against 0.82 in fp32): about 100 minutes on a 2-core CPU. Pose estimation weighted up and the auxiliary pose
     # loss on: without it the model had not learnt to read the video (README, "Probing the coupling").
     "checkpoint": dict(
         steps=11000,
