@@ -292,7 +292,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 d["t_raxel"][sl],
                 d["eps_video"][sl],
                 d["eps_raxel"][sl],
-                pose_targets(batch.cameras.c2w),
+                pose_targets(batch.cameras.c2w) if cfg.pose_loss_weight > 0 else None,
                 cfg.pose_loss_weight,
             )
         for group in opt.param_groups:
