@@ -356,22 +356,24 @@ def evaluate(
             for dname, clips in datasets.items():
                 g = evaluate_generation(pipe, clips[:generation_clips], generate_steps)
                 gen[f"{name}/{dname}"] = g
-                console.print(
-                    f"generation {name}/{dname}: "
-                    + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items())
-                )
+                console.print(f"generation {name}/{dname}: " + _figures(g))
     heldout = {}
     if heldout_clips:
         from .eval.synthrooms import evaluate_synthrooms
 
         for name, pipe in pipes.items():
             heldout[name] = evaluate_synthrooms(pipe, clips=heldout_clips, generate_clips=max(1, heldout_clips // 4))
-            console.print(
-                f"held-out SynthRooms, {name}: "
-                + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in heldout[name].items())
-            )
+            console.print(f"held-out SynthRooms, {name}: " + _figures(heldout[name]))
+            for kind, figures in heldout[name]["by_kind"].items():
+                console.print(f"  {kind}: " + _figures(figures))
     write_text_atomic(out, json.dumps({"pose": rows, "generation": gen, "heldout_synthrooms": heldout}, indent=2))
     console.print(f"wrote {out}")
+
+
+def _figures(d: dict) -> str:
+    """One line of a result dict's scalars (nested breakdowns are printed on their own lines)."""
+    scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
+    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scalars.items())
 
 
 def main() -> None:

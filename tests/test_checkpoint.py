@@ -25,6 +25,10 @@ def test_checkpoint_estimates_poses_on_held_out_clips():
     # A regression guard at the measured level (README): the static-camera reference scores about the same.
     assert m["RRA@15"] > 0.6, m
     assert m["mean_rot_err_deg"] < 20, m
+    # Diagnostics: per trajectory kind (the 20 clips split among them), and with the true centres put in.
+    assert sum(k["clips"] for k in m["by_kind"].values()) == 20
+    assert set(m["by_kind"]) <= {"forward", "pan", "orbit", "strafe"}
+    assert m["AUC@30"] - 0.05 <= m["AUC@30_true_centres"] <= 1.0, m
 
 
 def test_checkpoint_generates_along_true_trajectories():

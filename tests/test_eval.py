@@ -7,6 +7,7 @@ from raxels.cameras import canonicalise, project_to_rotation, rt_to_matrix
 from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
 from raxels.eval.baselines import colmap_poses, opencv_chain_poses
 from raxels.eval.pose import ate, camera_control_errors, pose_metrics, relative_pose_errors
+from raxels.eval.synthrooms import metrics_by_kind
 from raxels.eval.video import fid, psnr, ssim
 from tests.conftest import random_cameras
 
@@ -32,6 +33,23 @@ def test_rotation_errors_are_measured():
     rot, _ = relative_pose_errors(bad, c2w)
     assert rot[0].tolist() == pytest.approx([0.0, 20.0, 20.0], abs=1e-6)  # pairs (0,1), (0,2), (1,2)
     assert pose_metrics(bad, c2w)["RRA@15"] == pytest.approx(1 / 3)
+
+
+def test_metrics_split_by_trajectory_kind():
+    c2w = canonicalise(random_cameras(3, 5, 16, 16, seed=6))[0].c2w
+    bad = c2w.clone()
+    bad[1, 1:, :3, 3] = -bad[1, 1:, :3, 3].flip(-1)  # clip 1's centres moved: its translation directions break
+    m = metrics_by_kind(bad, c2w, ["pan", "strafe", "pan"])
+    assert set(m) == {"pan", "strafe"} and m["pan"]["clips"] == 2 and m["strafe"]["clips"] == 1
+    assert m["pan"]["AUC@30"] == m["pan"]["RTA@15"] == 1.0 and m["pan"]["RRA@15"] == 1.0
+    assert m["strafe"]["RRA@15"] == 1.0 and m["strafe"]["RTA@15"] < 1.0 and m["strafe"]["AUC@30"] < 1.0
+
+
+def test_synthrooms_batches_carry_the_trajectory_kind():
+    from raxels.data.batches import synthrooms_batch
+
+    cfg = SynthRoomsConfig(frames=2, height=8, width=8)
+    assert synthrooms_batch([3, 4, 5], cfg).kinds == tuple(synth_clip(s, cfg).kind for s in (3, 4, 5))
 
 
 def test_ate_agrees_with_evo():

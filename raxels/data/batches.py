@@ -21,6 +21,7 @@ class Batch:
     frames: Tensor  # [B, F, 3, H, W] in [-1, 1]
     camera_images: Tensor  # [B, F, C, H, W]: raxels (C = 3) or Plücker maps (C = 6)
     cameras: Cameras  # canonical
+    kinds: tuple[str, ...] = ()  # SynthRooms trajectory kind per clip (empty for other data)
 
 
 def camera_images(cams: Cameras, encoding: str = "raxel", scale: float = 1.0) -> Tensor:
@@ -45,4 +46,6 @@ def synthrooms_batch(seeds: list[int], cfg: SynthRoomsConfig, encoding: str = "r
     cams = Cameras(
         torch.cat([c.cameras.K for c in clips]), torch.cat([c.cameras.c2w for c in clips]), cfg.height, cfg.width
     )
-    return make_batch(frames, cams, encoding, scale)
+    batch = make_batch(frames, cams, encoding, scale)
+    batch.kinds = tuple(c.kind for c in clips)
+    return batch

@@ -3,16 +3,21 @@ ground-truth trajectories (PSNR/SSIM against the true renders). Held-out seeds n
 
 Controls tell whether the two streams are coupled at all: poses estimated from another clip's video
 (`video_swapped_*`), videos generated along another clip's trajectory (`trajectory_swapped_PSNR`), and the first
-frame held still (`first_frame_held_PSNR`, no model)."""
+frame held still (`first_frame_held_PSNR`, no model).
+
+Diagnostics split the pose figures: per trajectory kind (`by_kind`: forward, pan, orbit, strafe), and
+`AUC@30_true_centres`, the AUC@30 of the estimated rotations with the true camera centres put in, i.e. what the
+model would score if its translations were exact."""
 
 from __future__ import annotations
 
 import time
 
 import torch
+from torch import Tensor
 
 from ..data.batches import HELD_OUT_SEED_START, synthrooms_batch
-from ..data.synthrooms import SynthRoomsConfig
+from ..data.synthrooms import TRAJECTORIES, SynthRoomsConfig
 from ..tasks import Pipeline, estimate_trajectory, generate_video
 from .pose import ate, pose_metrics
 from .video import psnr, ssim
@@ -32,7 +37,7 @@ def evaluate_synthrooms(
     seeds = list(range(HELD_OUT_SEED_START + seed * 100_000, HELD_OUT_SEED_START + seed * 100_000 + clips))
     g = torch.Generator().manual_seed(seed)
     g_control = torch.Generator().manual_seed(seed + 1)  # its own noise: the main figures stay as without it
-    pred, gt, ates, swapped = [], [], [], []
+    pred, gt, ates, swapped, kinds = [], [], [], [], []
     psnrs, ssims, psnrs_swapped, psnrs_copy = [], [], [], []
     t_est = t_gen = 0.0
     for i in range(0, clips, batch):
@@ -42,6 +47,7 @@ def evaluate_synthrooms(
         t_est += time.perf_counter() - t0
         pred.append(cams.c2w.double())
         gt.append(b.cameras.c2w.double())
+        kinds += b.kinds
         # The control: each clip's video replaced by another held-out clip's. A model that reads the video scores
         # far below its true-video figures here; one that predicts its prior trajectory scores the same.
         other, _ = estimate_trajectory(pipe, b.frames.roll(1, 0), estimate_steps, g_control)
@@ -61,8 +67,12 @@ def evaluate_synthrooms(
                 ssims.append(ssim(video[k, 1:], b.frames[k, 1:]))
                 psnrs_swapped.append(psnr(video_swapped[k, 1:], b.frames[k, 1:]))
                 psnrs_copy.append(psnr(b.frames[k, :1].expand(frames - 1, -1, -1, -1), b.frames[k, 1:]))
-    m = pose_metrics(torch.cat(pred), torch.cat(gt))
-    control = pose_metrics(torch.cat(swapped), torch.cat(gt))
+    pred, gt = torch.cat(pred), torch.cat(gt)
+    m = pose_metrics(pred, gt)
+    with_true_centres = pred.clone()
+    with_true_centres[..., :3, 3] = gt[..., :3, 3]
+    m["AUC@30_true_centres"] = pose_metrics(with_true_centres, gt)["AUC@30"]
+    control = pose_metrics(torch.cat(swapped), gt)
     m.update(
         {f"video_swapped_{k}": control[k] for k in ("RRA@15", "RTA@15", "AUC@30", "mean_rot_err_deg")},
     )
@@ -80,6 +90,18 @@ def evaluate_synthrooms(
             "trajectory_swapped_PSNR": sum(psnrs_swapped) / max(1, len(psnrs_swapped)),
             "first_frame_held_PSNR": sum(psnrs_copy) / max(1, len(psnrs_copy)),
             "generate_s_per_clip": t_gen / max(1, len(psnrs)),
+            "by_kind": metrics_by_kind(pred, gt, kinds),
         }
     )
     return m
+
+
+def metrics_by_kind(pred: Tensor, gt: Tensor, kinds: list[str]) -> dict[str, dict[str, float]]:
+    """Pairwise pose metrics [N, F, 4, 4] each, split by the clips' trajectory kind."""
+    out = {}
+    for kind in TRAJECTORIES:
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        if idx:
+            m = pose_metrics(pred[idx], gt[idx])
+            out[kind] = {"clips": len(idx), **{k: m[k] for k in ("RRA@15", "RTA@15", "AUC@30", "mean_rot_err_deg")}}
+    return out
