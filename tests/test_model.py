@@ -97,6 +97,22 @@ def test_pose_head_reads_both_streams_and_survives_save_load(tmp_path):
         _small()(*x, return_pose=True)
 
 
+def test_video_stem_mixes_neighbouring_frames_and_survives_save_load(tmp_path):
+    v = torch.randn(1, 48, 4, 8, 8)
+    changed = v.clone()
+    changed[:, :, 2] += 1.0  # one latent frame changes
+    for stem, touched in ((0, [2]), (16, [1, 2, 3])):
+        m = _small(video_stem=stem)
+        tokens = (m.video_io.embed(changed) - m.video_io.embed(v)).abs().sum(-1).reshape(4, 16).sum(-1)
+        # Wan's patch embedding (temporal patch 1) keeps frames apart; the stem lets each see its neighbours.
+        assert [i for i in range(4) if tokens[i] > 1e-6] == touched, (stem, tokens)
+    m.eval().save_pretrained(tmp_path / "m")
+    m2 = RaxelsDiT.from_pretrained(tmp_path / "m").eval()
+    assert m2.config.video_stem == 16
+    x = (v, torch.randn(1, 48, 4, 8, 8), torch.rand(1), torch.rand(1))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(m(*x), m2(*x)))  # same weights; conv paths may differ
+
+
 def test_plucker_variant_takes_six_channel_maps():
     m = _small(raxel_in_channels=96, camera_encoding="plucker")
     pv, pr = m(torch.randn(1, 48, 2, 8, 8), torch.randn(1, 96, 2, 8, 8), torch.rand(1), torch.rand(1))

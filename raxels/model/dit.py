@@ -106,10 +106,22 @@ class RaxelsBlock(nn.Module):
 class StreamIO(nn.Module):
     """Patch embedding, per-token timestep embedding and the output head of one stream."""
 
-    def __init__(self, in_channels: int, dim: int, patch_size: tuple[int, int, int], freq_dim: int, eps: float = 1e-6):
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        patch_size: tuple[int, int, int],
+        freq_dim: int,
+        eps: float = 1e-6,
+        stem: int = 0,
+    ):
         super().__init__()
         self.patch_size = tuple(patch_size)
-        self.patch_embedding = nn.Conv3d(in_channels, dim, kernel_size=self.patch_size, stride=self.patch_size)
+        patchify = nn.Conv3d(stem or in_channels, dim, kernel_size=self.patch_size, stride=self.patch_size)
+        # stem > 0: a 3x3x3 convolution + GELU over (frames, rows, columns) of the latents first (see RaxelsDiT).
+        self.patch_embedding = (
+            nn.Sequential(nn.Conv3d(in_channels, stem, 3, padding=1), nn.GELU(), patchify) if stem else patchify
+        )
         self.timesteps_proj = Timesteps(freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedder = TimestepEmbedding(freq_dim, dim)
         self.time_proj = nn.Linear(dim, 6 * dim)
@@ -209,13 +221,18 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         freq_dim: int = 256,
         camera_encoding: str = "raxel",
         pose_head: bool = False,
+        video_stem: int = 0,
     ):
         super().__init__()
         if dim % heads or ray_dim % ray_heads:
             raise ValueError("dim and ray_dim must be divisible by their head counts")
         if camera_encoding not in ("raxel", "plucker"):
             raise ValueError(f"camera_encoding must be 'raxel' or 'plucker', got {camera_encoding!r}")
-        self.video_io = StreamIO(in_channels, dim, patch_size, freq_dim)
+        # video_stem > 0: the video latents pass a nonlinear 3x3x3 convolution before the patch embedding, so that
+        # each token is built from pixel-level comparisons of neighbouring frames. Wan VAE latents come out of a
+        # deep causal 3D conv encoder and already carry them; the tiny model's pixel codec (space-to-depth) does
+        # not, and without them its DiT learnt no translation at all (README, "Why translations fail").
+        self.video_io = StreamIO(in_channels, dim, patch_size, freq_dim, stem=video_stem)
         self.raxel_io = StreamIO(raxel_in_channels, ray_dim, patch_size, freq_dim)
         self.blocks = nn.ModuleList(
             [RaxelsBlock(dim, ffn_dim, heads, ray_dim, ray_ffn_dim, ray_heads) for _ in range(num_layers)]
