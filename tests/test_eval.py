@@ -45,13 +45,6 @@ def test_metrics_split_by_trajectory_kind():
     assert m["strafe"]["RRA@15"] == 1.0 and m["strafe"]["RTA@15"] < 1.0 and m["strafe"]["AUC@30"] < 1.0
 
 
-def test_synthrooms_batches_carry_the_trajectory_kind():
-    from raxels.data.batches import synthrooms_batch
-
-    cfg = SynthRoomsConfig(frames=2, height=8, width=8)
-    assert synthrooms_batch([3, 4, 5], cfg).kinds == tuple(synth_clip(s, cfg).kind for s in (3, 4, 5))
-
-
 def test_ate_agrees_with_evo():
     from evo.core import metrics
     from evo.core.trajectory import PosePath3D

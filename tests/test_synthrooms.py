@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from raxels.cameras import canonicalise, validate
+from raxels.data.batches import synthrooms_batch
 from raxels.data.synthrooms import TRAJECTORIES, SynthRoomsConfig, make_room, render, synth_clip
 
 
@@ -45,3 +46,9 @@ def test_render_matches_camera_geometry():
 def test_config_sizes():
     clip = synth_clip(1, SynthRoomsConfig(frames=4, height=32, width=48))
     assert clip.frames.shape == (4, 3, 32, 48) and clip.cameras.K.shape == (1, 4, 3, 3)
+
+
+def test_batches_carry_the_trajectory_kind():
+    cfg = SynthRoomsConfig(frames=2, height=8, width=8)
+    kinds = synthrooms_batch([3, 4, 5, 6, 7, 8], cfg).kinds
+    assert kinds == tuple(synth_clip(s, cfg).kind for s in range(3, 9)) and set(kinds) <= set(TRAJECTORIES)

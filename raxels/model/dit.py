@@ -229,9 +229,10 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         if camera_encoding not in ("raxel", "plucker"):
             raise ValueError(f"camera_encoding must be 'raxel' or 'plucker', got {camera_encoding!r}")
         # video_stem > 0: the video latents pass a nonlinear 3x3x3 convolution before the patch embedding, so that
-        # each token is built from pixel-level comparisons of neighbouring frames. Wan VAE latents come out of a
-        # deep causal 3D conv encoder and already carry them; the tiny model's pixel codec (space-to-depth) does
-        # not, and without them its DiT learnt no translation at all (README, "Why translations fail").
+        # tokens can be built from pixel-level comparisons of neighbouring frames, which Wan VAE latents (a deep
+        # causal 3D conv encoder) carry and the tiny model's pixel codec (space-to-depth) does not. An option for
+        # probes: with it, as without, the tiny DiT had learnt no translation after 24k samples (README, "Why
+        # translations fail"), so the shipped model does not use it.
         self.video_io = StreamIO(in_channels, dim, patch_size, freq_dim, stem=video_stem)
         self.raxel_io = StreamIO(raxel_in_channels, ray_dim, patch_size, freq_dim)
         self.blocks = nn.ModuleList(
