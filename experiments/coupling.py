@@ -13,8 +13,20 @@ Variants (the README's "Probing the coupling" table and paragraph):
   cnn     not the DiT: a small CNN regressing the last frame's yaw from frames (0, last), a learnability floor
   yaw     the DiT (estimate mask, raxels at t = 1) regressing the same yaw as `cnn` from its pooled raxel output:
           can the transformer on 4x4 tokens per frame read the rotation at all when that is all it is asked?
+  cnn-centre   translation's learnability floor: a small CNN regressing the last frame's canonical centre from all
+               8 frames stacked as channels (the pixels of every frame meet in its first layer)
+  centre       the DiT (estimate mask, raxels pure noise, bf16 autocast) regressing every frame's canonical centre
+               through its auxiliary pose head (`pose_readout`), the only loss: can it read translation at all?
+  centre-stem  as `centre`, with the model's `video_stem` (a 3x3x3 convolution to 32 channels + GELU)
+  centre-ref   as `centre-stem`, but the convolution also sees the first frame's latents beside every frame's
+               (channels concatenated): each token compares its frame with the canonical frame pixel by pixel
 
     python experiments/coupling.py raw --steps 450 --clips 1600 --batch 8
+    python experiments/coupling.py centre --steps 750 --clips 8000 --batch 32 --eval-every 250
+
+Translation variants report, per trajectory kind of 200 held-out clips, how often the last frame's centre has the
+right sign along the main axis of motion (x; z for `forward`) and how often its direction is within 15 degrees
+(up to sign, as RTA).
 """
 
 from __future__ import annotations
@@ -30,13 +42,16 @@ from torch import nn
 from raxels.cameras import Cameras
 from raxels.codec import PixelCodec
 from raxels.data.batches import HELD_OUT_SEED_START, camera_images, synthrooms_batch
-from raxels.data.synthrooms import SynthRoomsConfig
+from raxels.aux_pose import CENTRE_SPREAD
+from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
 from raxels.eval.pose import pose_metrics
 from raxels.flow import flow_matching_loss, sample, sample_train_t, task_mask
 from raxels.model.configs import build_model, model_config
 from raxels.raxels import raxels_to_cameras
 
-VARIANTS = ("raw", "white", "donly", "fine", "stem", "t1", "cnn", "yaw")
+VARIANTS = (
+    "raw", "white", "donly", "fine", "stem", "t1", "cnn", "yaw", "cnn-centre", "centre", "centre-stem", "centre-ref"
+)
 CLIPS = SynthRoomsConfig(frames=8, height=32, width=32)
 HELD_OUT = 80
 
@@ -63,6 +78,29 @@ def load_pool(n: int, rotation_only: bool, chunk: int = 50):
     batches = [load(list(range(i, min(n, i + chunk))), rotation_only) for i in range(0, n, chunk)]
     held = load(list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + HELD_OUT)), rotation_only)
     return batches, held
+
+
+def add_stem(model) -> None:
+    """A 3x3x3 convolution + GELU over (frames, latent rows, columns) before the video patch embedding."""
+    pe = model.video_io.patch_embedding
+    model.video_io.patch_embedding = nn.Sequential(
+        nn.Conv3d(pe.in_channels, 96, 3, padding=1),
+        nn.GELU(),
+        nn.Conv3d(96, pe.out_channels, pe.kernel_size, pe.stride),
+    )
+
+
+class ReferenceStem(nn.Module):
+    """Each latent frame concatenated with the first one, a 3x3x3 convolution + GELU, then the patch embedding."""
+
+    def __init__(self, patchify: nn.Conv3d, channels: int = 32):
+        super().__init__()
+        self.conv = nn.Conv3d(2 * patchify.in_channels, channels, 3, padding=1)
+        self.patchify = nn.Conv3d(channels, patchify.out_channels, patchify.kernel_size, patchify.stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([x, x[:, :, :1].expand_as(x)], 1)
+        return self.patchify(nn.functional.gelu(self.conv(x)))
 
 
 class DiTYaw(nn.Module):
@@ -140,12 +178,7 @@ def run_dit(args) -> None:
     patch = (1, 1, 1) if args.variant == "fine" else (1, 2, 2)
     model = build_model(model_config("tiny", patch_size=patch))
     if args.variant == "stem":
-        pe = model.video_io.patch_embedding
-        model.video_io.patch_embedding = nn.Sequential(
-            nn.Conv3d(pe.in_channels, 96, 3, padding=1),
-            nn.GELU(),
-            nn.Conv3d(96, pe.out_channels, pe.kernel_size, pe.stride),
-        )
+        add_stem(model)
     lr = args.lr or 4e-4
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(1)
@@ -195,6 +228,83 @@ def run_dit(args) -> None:
             model.train()
 
 
+def translation_scores(pred: torch.Tensor, truth: torch.Tensor, kinds: list[str]) -> dict:
+    """Last-frame centres [N, 3] -> per trajectory kind: sign along the main axis of motion, direction < 15 deg."""
+    out = {}
+    for kind in ("forward", "strafe", "orbit", "pan"):
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        axis = 2 if kind == "forward" else 0
+        p, y = pred[idx].double(), truth[idx].double()
+        cos = torch.nn.functional.cosine_similarity(p, y, dim=-1).abs().clamp(max=1)
+        out[kind] = {
+            "sign": round(((p[:, axis] * y[:, axis]) > 0).double().mean().item(), 2),
+            "dir<15": round((torch.acos(cos).rad2deg() < 15).double().mean().item(), 2),
+        }
+    return out
+
+
+def run_centre(args) -> None:
+    """`cnn-centre` and the `centre*` variants: regress camera centres (canonical, divided by their spread)."""
+    dit = args.variant != "cnn-centre"
+    codec = PixelCodec(4, "raxel")
+
+    def xy(seeds):
+        b = synthrooms_batch(seeds, CLIPS)
+        centres = b.cameras.c2w[:, :, :3, 3] / CENTRE_SPREAD
+        return (codec.encode_video(b.frames) if dit else b.frames.flatten(1, 2)), centres
+
+    X, Y = map(torch.cat, zip(*[xy(list(range(i, min(args.clips, i + 100)))) for i in range(0, args.clips, 100)]))
+    held = list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + 200))
+    kinds = [synth_clip(s, SynthRoomsConfig(frames=2, height=8, width=8)).kind for s in held]
+    Xh, Yh = xy(held)
+    if dit:
+        net = build_model(model_config("tiny", pose_head=True, video_stem=32 if args.variant == "centre-stem" else 0))
+        if args.variant == "centre-ref":
+            net.video_io.patch_embedding = ReferenceStem(net.video_io.patch_embedding)
+        C = net.config.raxel_in_channels
+
+        def predict(v: torch.Tensor) -> torch.Tensor:  # [B, T, 3]
+            B, T = v.shape[0], v.shape[2]
+            r = torch.randn(B, C, T, *v.shape[3:], generator=g)
+            with torch.autocast("cpu", torch.bfloat16):
+                return net(v, r, torch.zeros(B, T), torch.ones(B, T), return_pose=True)[2][..., 6:9].float()
+    else:
+        net = nn.Sequential(
+            nn.Conv2d(3 * CLIPS.frames, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 64, 3, 2, 1), nn.GELU(),
+            nn.Conv2d(64, 128, 3, 2, 1), nn.GELU(), nn.Conv2d(128, 128, 3, 2, 1), nn.GELU(),
+            nn.Flatten(), nn.Linear(128 * 16, 3),
+        )
+
+        def predict(v: torch.Tensor) -> torch.Tensor:  # the last frame's centre only
+            return net(v)[:, None]
+
+    lr = args.lr or (4e-4 if dit else 1e-3)
+    opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(1)
+    t0 = time.time()
+    for step in range(args.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 50)
+        i = torch.randint(0, len(X), (args.batch,), generator=g)
+        p = predict(X[i])
+        loss = ((p - Y[i, -p.shape[1]:]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            net.eval()
+            with torch.no_grad():
+                ph = torch.cat([predict(Xh[k : k + 50])[:, -1] for k in range(0, len(Xh), 50)])
+            net.train()
+            out = {"variant": args.variant, "steps": step + 1, "samples": (step + 1) * args.batch}
+            out["train_s"] = round(time.time() - t0)
+            out.update(translation_scores(ph, Yh[:, -1], kinds))
+            # Spread of the predicted sideways motion across clips, relative to the true one (0: one answer for all).
+            out["x_spread"] = round((ph[:, 0].std() / Yh[:, -1, 0].std()).item(), 3)
+            print(json.dumps(out), flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("variant", choices=VARIANTS)
@@ -206,7 +316,12 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    (run_regression if args.variant in ("cnn", "yaw") else run_dit)(args)
+    if args.variant in ("cnn", "yaw"):
+        run_regression(args)
+    elif args.variant in ("cnn-centre", "centre", "centre-stem", "centre-ref"):
+        run_centre(args)
+    else:
+        run_dit(args)
 
 
 if __name__ == "__main__":
