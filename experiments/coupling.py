@@ -43,7 +43,7 @@ from raxels.cameras import Cameras
 from raxels.codec import PixelCodec
 from raxels.data.batches import HELD_OUT_SEED_START, camera_images, synthrooms_batch
 from raxels.aux_pose import CENTRE_SPREAD
-from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
+from raxels.data.synthrooms import SynthRoomsConfig
 from raxels.eval.pose import pose_metrics
 from raxels.flow import flow_matching_loss, sample, sample_train_t, task_mask
 from raxels.model.configs import build_model, model_config
@@ -251,12 +251,11 @@ def run_centre(args) -> None:
     def xy(seeds):
         b = synthrooms_batch(seeds, CLIPS)
         centres = b.cameras.c2w[:, :, :3, 3] / CENTRE_SPREAD
-        return (codec.encode_video(b.frames) if dit else b.frames.flatten(1, 2)), centres
+        return (codec.encode_video(b.frames) if dit else b.frames.flatten(1, 2)), centres, b.kinds
 
-    X, Y = map(torch.cat, zip(*[xy(list(range(i, min(args.clips, i + 100)))) for i in range(0, args.clips, 100)]))
-    held = list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + 200))
-    kinds = [synth_clip(s, SynthRoomsConfig(frames=2, height=8, width=8)).kind for s in held]
-    Xh, Yh = xy(held)
+    train = [xy(list(range(i, min(args.clips, i + 100)))) for i in range(0, args.clips, 100)]
+    X, Y = torch.cat([x for x, _, _ in train]), torch.cat([y for _, y, _ in train])
+    Xh, Yh, kinds = xy(list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + 200)))
     if dit:
         net = build_model(model_config("tiny", pose_head=True, video_stem=32 if args.variant == "centre-stem" else 0))
         if args.variant == "centre-ref":
