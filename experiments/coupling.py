@@ -121,6 +121,15 @@ class DiTYaw(nn.Module):
         return self.readout(out.mean(dim=(3, 4)).flatten(1))
 
 
+def small_cnn(in_channels: int, outputs: int) -> nn.Sequential:
+    """The learnability floor of the `cnn` variants: 32x32 input, three stride-2 convolutions, a linear readout."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 64, 3, 2, 1), nn.GELU(),
+        nn.Conv2d(64, 128, 3, 2, 1), nn.GELU(), nn.Conv2d(128, 128, 3, 2, 1), nn.GELU(),
+        nn.Flatten(), nn.Linear(128 * 16, outputs),
+    )
+
+
 def run_regression(args) -> None:
     batches, held = load_pool(args.clips, False)
     codec = PixelCodec(4, "raxel")
@@ -132,11 +141,7 @@ def run_regression(args) -> None:
 
     X, Y = map(torch.cat, zip(*[xy(b) for b in batches]))
     Xh, Yh = xy(held)
-    net = DiTYaw() if args.variant == "yaw" else nn.Sequential(
-        nn.Conv2d(6, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 64, 3, 2, 1), nn.GELU(),
-        nn.Conv2d(64, 128, 3, 2, 1), nn.GELU(), nn.Conv2d(128, 128, 3, 2, 1), nn.GELU(),
-        nn.Flatten(), nn.Linear(128 * 16, 1),
-    )
+    net = DiTYaw() if args.variant == "yaw" else small_cnn(6, 1)
     opt = torch.optim.AdamW(net.parameters(), args.lr or (4e-4 if args.variant == "yaw" else 1e-3))
     g = torch.Generator().manual_seed(1)
     t0 = time.time()
@@ -256,6 +261,7 @@ def run_centre(args) -> None:
     train = [xy(list(range(i, min(args.clips, i + 100)))) for i in range(0, args.clips, 100)]
     X, Y = torch.cat([x for x, _, _ in train]), torch.cat([y for _, y, _ in train])
     Xh, Yh, kinds = xy(list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + 200)))
+    g = torch.Generator().manual_seed(1)  # training draws, and the DiT's raxel noise
     if dit:
         net = build_model(model_config("tiny", pose_head=True, video_stem=32 if args.variant == "centre-stem" else 0))
         if args.variant == "centre-ref":
@@ -268,18 +274,13 @@ def run_centre(args) -> None:
             with torch.autocast("cpu", torch.bfloat16):
                 return net(v, r, torch.zeros(B, T), torch.ones(B, T), return_pose=True)[2][..., 6:9].float()
     else:
-        net = nn.Sequential(
-            nn.Conv2d(3 * CLIPS.frames, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 64, 3, 2, 1), nn.GELU(),
-            nn.Conv2d(64, 128, 3, 2, 1), nn.GELU(), nn.Conv2d(128, 128, 3, 2, 1), nn.GELU(),
-            nn.Flatten(), nn.Linear(128 * 16, 3),
-        )
+        net = small_cnn(3 * CLIPS.frames, 3)
 
         def predict(v: torch.Tensor) -> torch.Tensor:  # the last frame's centre only
             return net(v)[:, None]
 
     lr = args.lr or (4e-4 if dit else 1e-3)
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(1)
     t0 = time.time()
     for step in range(args.steps):
         for group in opt.param_groups:
