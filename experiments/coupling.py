@@ -20,9 +20,20 @@ Variants (the README's "Probing the coupling" table and paragraph):
   centre-stem  as `centre`, with the model's `video_stem` (a 3x3x3 convolution to 32 channels + GELU)
   centre-ref   as `centre-stem`, but the convolution also sees the first frame's latents beside every frame's
                (channels concatenated): each token compares its frame with the canonical frame pixel by pixel
+  centre-pair  as `centre`, with a deeper comparison: each latent frame beside the first through three 3x3
+               convolutions (64 channels, GELU) within the frame, added to the plain patch embedding
+  centre-motion  as `centre`, with the model's `motion_stem` (32 channels): the same comparison of each frame with
+               the first, its tokens added to both streams' embeddings
+
+Options of the translation variants: --plain-head drops the LayerNorm at the pose head's input. With it in place and
+this loss alone the raxel stream's pooled state grows without bound (its norm 16 -> 170 in 120 steps, 4600 with
+--demean) while its variation across clips shrinks to nothing, so every clip gets one answer; the shipped model,
+trained with the flow loss beside it, does not do this (norm 51, across-clip share 0.39). --demean regresses the
+centres minus their mean trajectory; --zero-raxels feeds zeros instead of noise as the raxel input.
 
     python experiments/coupling.py raw --steps 450 --clips 1600 --batch 8
     python experiments/coupling.py centre --steps 750 --clips 8000 --batch 32 --eval-every 250
+    python experiments/coupling.py centre-motion --plain-head --steps 750 --clips 8000 --batch 32 --eval-every 250
 
 Translation variants report, per trajectory kind of 200 held-out clips, how often the last frame's centre has the
 right sign along the main axis of motion (x; z for `forward`) and how often its direction is within 15 degrees
@@ -50,7 +61,8 @@ from raxels.model.configs import build_model, model_config
 from raxels.raxels import raxels_to_cameras
 
 VARIANTS = (
-    "raw", "white", "donly", "fine", "stem", "t1", "cnn", "yaw", "cnn-centre", "centre", "centre-stem", "centre-ref"
+    "raw", "white", "donly", "fine", "stem", "t1", "cnn", "yaw", "cnn-centre", "centre", "centre-stem", "centre-ref",
+    "centre-pair", "centre-motion",
 )
 CLIPS = SynthRoomsConfig(frames=8, height=32, width=32)
 HELD_OUT = 80
@@ -101,6 +113,25 @@ class ReferenceStem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.cat([x, x[:, :, :1].expand_as(x)], 1)
         return self.patchify(nn.functional.gelu(self.conv(x)))
+
+
+class PairStem(nn.Module):
+    """Each latent frame concatenated with the first, three 3x3 convolutions + GELU within the frame, patchified and
+    added to the plain patch embedding (a residual: the plain path stays as it was)."""
+
+    def __init__(self, patchify: nn.Conv3d, channels: int = 64, layers: int = 3):
+        super().__init__()
+        convs, c = [], 2 * patchify.in_channels
+        for _ in range(layers):
+            convs += [nn.Conv3d(c, channels, (1, 3, 3), padding=(0, 1, 1)), nn.GELU()]
+            c = channels
+        self.body = nn.Sequential(*convs)
+        self.patchify = patchify
+        self.out = nn.Conv3d(channels, patchify.out_channels, patchify.kernel_size, patchify.stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pair = torch.cat([x, x[:, :, :1].expand_as(x)], 1)
+        return self.patchify(x) + self.out(self.body(pair))
 
 
 class DiTYaw(nn.Module):
@@ -261,16 +292,25 @@ def run_centre(args) -> None:
     train = [xy(list(range(i, min(args.clips, i + 100)))) for i in range(0, args.clips, 100)]
     X, Y = torch.cat([x for x, _, _ in train]), torch.cat([y for _, y, _ in train])
     Xh, Yh, kinds = xy(list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + 200)))
+    # --demean: the targets' mean trajectory (per frame, over the training clips) subtracted, added back to score.
+    mean = Y.mean(0) if args.demean else torch.zeros_like(Y[0])
     g = torch.Generator().manual_seed(1)  # training draws, and the DiT's raxel noise
     if dit:
-        net = build_model(model_config("tiny", pose_head=True, video_stem=32 if args.variant == "centre-stem" else 0))
+        net = build_model(model_config(
+            "tiny", pose_head=True, video_stem=32 if args.variant == "centre-stem" else 0,
+            motion_stem=32 if args.variant == "centre-motion" else 0,
+        ))
         if args.variant == "centre-ref":
             net.video_io.patch_embedding = ReferenceStem(net.video_io.patch_embedding)
+        if args.plain_head:
+            net.pose_readout[0] = nn.Identity()
+        if args.variant == "centre-pair":
+            net.video_io.patch_embedding = PairStem(net.video_io.patch_embedding)
         C = net.config.raxel_in_channels
 
         def predict(v: torch.Tensor) -> torch.Tensor:  # [B, T, 3]
             B, T = v.shape[0], v.shape[2]
-            r = torch.randn(B, C, T, *v.shape[3:], generator=g)
+            r = torch.randn(B, C, T, *v.shape[3:], generator=g) * (0.0 if args.zero_raxels else 1.0)
             with torch.autocast("cpu", torch.bfloat16):
                 return net(v, r, torch.zeros(B, T), torch.ones(B, T), return_pose=True)[2][..., 6:9].float()
     else:
@@ -287,7 +327,7 @@ def run_centre(args) -> None:
             group["lr"] = lr * min(1.0, (step + 1) / 50)
         i = torch.randint(0, len(X), (args.batch,), generator=g)
         p = predict(X[i])
-        loss = ((p - Y[i, -p.shape[1]:]) ** 2).mean()
+        loss = ((p - (Y[i] - mean)[:, -p.shape[1]:]) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -295,7 +335,7 @@ def run_centre(args) -> None:
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             net.eval()
             with torch.no_grad():
-                ph = torch.cat([predict(Xh[k : k + 50])[:, -1] for k in range(0, len(Xh), 50)])
+                ph = torch.cat([predict(Xh[k : k + 50])[:, -1] for k in range(0, len(Xh), 50)]) + mean[-1]
             net.train()
             out = {"variant": args.variant, "steps": step + 1, "samples": (step + 1) * args.batch}
             out["train_s"] = round(time.time() - t0)
@@ -313,12 +353,15 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 for cnn, 4e-4 otherwise")
     p.add_argument("--eval-every", type=int, default=10**9)
+    p.add_argument("--demean", action="store_true", help="translation variants: regress centres minus their mean")
+    p.add_argument("--plain-head", action="store_true", help="translation variants: no LayerNorm in the pose head")
+    p.add_argument("--zero-raxels", action="store_true", help="translation variants: raxel input 0 instead of noise")
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
     if args.variant in ("cnn", "yaw"):
         run_regression(args)
-    elif args.variant in ("cnn-centre", "centre", "centre-stem", "centre-ref"):
+    elif args.variant in ("cnn-centre", "centre", "centre-stem", "centre-ref", "centre-pair", "centre-motion"):
         run_centre(args)
     else:
         run_dit(args)

@@ -113,6 +113,28 @@ def test_video_stem_mixes_neighbouring_frames_and_survives_save_load(tmp_path):
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(m(*x), m2(*x)))  # same weights; conv paths may differ
 
 
+def test_motion_stem_compares_each_frame_with_the_first(tmp_path):
+    v = torch.randn(1, 48, 4, 8, 8)
+    m = _small(motion_stem=8)
+    tv, tr = m.motion_encoder(v)
+    assert tv.shape == (1, 64, 64) and tr.shape == (1, 64, 32)  # 4 frames x 4x4 tokens; _small's stream widths
+    changed = v.clone()
+    changed[:, :, 2] += 1.0
+    per_frame = (m.motion_encoder(changed)[1] - tr).abs().sum(-1).reshape(4, 16).sum(-1)
+    assert [i for i in range(4) if per_frame[i] > 1e-6] == [2]  # a later frame touches only its own tokens
+    changed = v.clone()
+    changed[:, :, 0] += 1.0
+    per_frame = (m.motion_encoder(changed)[1] - tr).abs().sum(-1).reshape(4, 16).sum(-1)
+    assert (per_frame > 1e-6).all()  # the first frame is every frame's reference
+    x = (v, torch.randn(1, 48, 4, 8, 8), torch.rand(1), torch.rand(1))
+    m.eval().save_pretrained(tmp_path / "m")
+    m2 = RaxelsDiT.from_pretrained(tmp_path / "m").eval()
+    assert m2.config.motion_stem == 8
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(m(*x), m2(*x)))
+    with pytest.raises(ValueError, match="motion_stem needs"):
+        m(v, torch.randn(1, 48, 2, 8, 8), torch.rand(1), torch.rand(1))  # fewer raxel frames than video frames
+
+
 def test_plucker_variant_takes_six_channel_maps():
     m = _small(raxel_in_channels=96, camera_encoding="plucker")
     pv, pr = m(torch.randn(1, 48, 2, 8, 8), torch.randn(1, 96, 2, 8, 8), torch.rand(1), torch.rand(1))

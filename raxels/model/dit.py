@@ -73,6 +73,28 @@ class StreamBlock(WanTransformerBlock):
         return (h.float() + self.ffn(x).float() * gate).type_as(h)
 
 
+class MotionStem(nn.Module):
+    """Each latent frame beside the first one: two 3x3 convolutions + GELU within the frame, then patchified into
+    tokens that are added to both streams' embeddings (same grid as the video's; raxel tokens get their own
+    projection when the streams' widths differ)."""
+
+    def __init__(self, in_channels: int, channels: int, dim: int, ray_dim: int, patch_size: tuple[int, int, int]):
+        super().__init__()
+        k, pad = (1, 3, 3), (0, 1, 1)
+        self.body = nn.Sequential(
+            nn.Conv3d(2 * in_channels, channels, k, padding=pad), nn.GELU(),
+            nn.Conv3d(channels, channels, k, padding=pad), nn.GELU(),
+        )
+        self.to_video = nn.Conv3d(channels, dim, patch_size, stride=patch_size)
+        self.to_raxel = nn.Conv3d(channels, ray_dim, patch_size, stride=patch_size) if ray_dim != dim else None
+
+    def forward(self, video: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.body(torch.cat([video, video[:, :, :1].expand_as(video)], 1))
+        tv = self.to_video(h).flatten(2).transpose(1, 2)
+        tr = tv if self.to_raxel is None else self.to_raxel(h).flatten(2).transpose(1, 2)
+        return tv, tr
+
+
 class RaxelsBlock(nn.Module):
     """Decoupled Self-Cross Attention over the two streams, then FFN."""
 
@@ -222,6 +244,7 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         camera_encoding: str = "raxel",
         pose_head: bool = False,
         video_stem: int = 0,
+        motion_stem: int = 0,
     ):
         super().__init__()
         if dim % heads or ray_dim % ray_heads:
@@ -230,11 +253,13 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
             raise ValueError(f"camera_encoding must be 'raxel' or 'plucker', got {camera_encoding!r}")
         # video_stem > 0: the video latents pass a nonlinear 3x3x3 convolution before the patch embedding, so that
         # tokens can be built from pixel-level comparisons of neighbouring frames, which Wan VAE latents (a deep
-        # causal 3D conv encoder) carry and the tiny model's pixel codec (space-to-depth) does not. An option for
-        # probes: with it, as without, the tiny DiT had learnt no translation after 24k samples (README, "Why
-        # translations fail"), so the shipped model does not use it.
+        # causal 3D conv encoder) carry and the tiny model's pixel codec (space-to-depth) does not.
+        # motion_stem > 0: the same idea against the first frame, into both streams (`MotionStem`). Both are probe
+        # options the shipped model does not use (README, "Why translations fail"). The module is not called
+        # `motion_stem`: diffusers' register_to_config would overwrite it with the int.
         self.video_io = StreamIO(in_channels, dim, patch_size, freq_dim, stem=video_stem)
         self.raxel_io = StreamIO(raxel_in_channels, ray_dim, patch_size, freq_dim)
+        self.motion_encoder = MotionStem(in_channels, motion_stem, dim, ray_dim, patch_size) if motion_stem else None
         self.blocks = nn.ModuleList(
             [RaxelsBlock(dim, ffn_dim, heads, ray_dim, ray_ffn_dim, ray_heads) for _ in range(num_layers)]
         )
@@ -275,6 +300,11 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         ropes = self._ropes(pos_v, pos_r)
         hv = self.video_io.embed(video) + sincos_embedding(pos_v, self.config.dim).to(video.dtype)
         hr = self.raxel_io.embed(raxels) + sincos_embedding(pos_r, self.config.ray_dim).to(video.dtype)
+        if self.motion_encoder is not None:
+            if gv != gr:
+                raise ValueError(f"motion_stem needs the video and raxel token grids equal, got {gv} and {gr}")
+            mv, mr = self.motion_encoder(video)
+            hv, hr = hv + mv, hr + mr
         tv_tok, tr_tok = _per_token(t_video.to(video.dtype), gv), _per_token(t_raxel.to(video.dtype), gr)
         temb_v, mod_v = self.video_io.time_embedding(tv_tok)
         temb_r, mod_r = self.raxel_io.time_embedding(tr_tok)
