@@ -26,10 +26,13 @@ Variants (the README's "Probing the coupling" table and paragraph):
                the first, its tokens added to both streams' embeddings
 
 Options of the translation variants: --plain-head drops the LayerNorm at the pose head's input. With it in place and
-this loss alone the raxel stream's pooled state grows without bound (its norm 16 -> 170 in 120 steps, 4600 with
---demean) while its variation across clips shrinks to nothing, so every clip gets one answer; the shipped model,
+this loss alone the raxel stream's pooled state keeps growing (its norm 16 -> 87 in 120 steps, 141 with --demean)
+while its variation across clips falls to a quarter of its share, and every clip gets one answer; the shipped model,
 trained with the flow loss beside it, does not do this (norm 51, across-clip share 0.39). --demean regresses the
-centres minus their mean trajectory; --zero-raxels feeds zeros instead of noise as the raxel input.
+centres minus their mean trajectory; --zero-raxels feeds zeros instead of noise as the raxel input; --pooled-every N
+prints the pose head's input norm and its variation across clips every N steps:
+
+    python experiments/coupling.py centre-motion --clips 1000 --steps 121 --pooled-every 10 [--plain-head | --demean]
 
     python experiments/coupling.py raw --steps 450 --clips 1600 --batch 8
     python experiments/coupling.py centre --steps 750 --clips 8000 --batch 32 --eval-every 250
@@ -319,6 +322,9 @@ def run_centre(args) -> None:
         def predict(v: torch.Tensor) -> torch.Tensor:  # the last frame's centre only
             return net(v)[:, None]
 
+    pooled = {}
+    if dit and args.pooled_every:  # the pose head's input: the raxel stream's last hidden state, pooled per frame
+        net.pose_readout.register_forward_hook(lambda m, i, o: pooled.__setitem__("last", i[0][:, -1].detach().float()))
     lr = args.lr or (4e-4 if dit else 1e-3)
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=0.0)
     t0 = time.time()
@@ -332,6 +338,12 @@ def run_centre(args) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
+        if pooled and step % args.pooled_every == 0:
+            f = pooled["last"]  # this training batch's last frames [batch, ray_dim]
+            norm = f.norm(dim=-1).mean()
+            share = (f.std(0).norm() / norm).item()  # variation across clips, relative to the state's size
+            out = {"step": step, "pooled_norm": round(norm.item(), 1), "across_clip_share": round(share, 4)}
+            print(json.dumps(out), flush=True)
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             net.eval()
             with torch.no_grad():
@@ -355,6 +367,8 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=10**9)
     p.add_argument("--demean", action="store_true", help="translation variants: regress centres minus their mean")
     p.add_argument("--plain-head", action="store_true", help="translation variants: no LayerNorm in the pose head")
+    p.add_argument("--pooled-every", type=int, default=0, help="DiT translation variants: print the pose head's "
+                   "input size and its variation across the batch's clips every N steps")
     p.add_argument("--zero-raxels", action="store_true", help="translation variants: raxel input 0 instead of noise")
     args = p.parse_args()
     torch.manual_seed(0)
