@@ -57,10 +57,11 @@ from raxels.cameras import Cameras
 from raxels.codec import PixelCodec
 from raxels.data.batches import HELD_OUT_SEED_START, camera_images, synthrooms_batch
 from raxels.aux_pose import CENTRE_SPREAD
-from raxels.data.synthrooms import SynthRoomsConfig
+from raxels.data.synthrooms import TRAJECTORIES, SynthRoomsConfig
 from raxels.eval.pose import pose_metrics
 from raxels.flow import flow_matching_loss, sample, sample_train_t, task_mask
 from raxels.model.configs import build_model, model_config
+from raxels.model.dit import beside_first
 from raxels.raxels import raxels_to_cameras
 
 VARIANTS = (
@@ -114,8 +115,7 @@ class ReferenceStem(nn.Module):
         self.patchify = nn.Conv3d(channels, patchify.out_channels, patchify.kernel_size, patchify.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([x, x[:, :, :1].expand_as(x)], 1)
-        return self.patchify(nn.functional.gelu(self.conv(x)))
+        return self.patchify(nn.functional.gelu(self.conv(beside_first(x))))
 
 
 class PairStem(nn.Module):
@@ -133,8 +133,7 @@ class PairStem(nn.Module):
         self.out = nn.Conv3d(channels, patchify.out_channels, patchify.kernel_size, patchify.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pair = torch.cat([x, x[:, :, :1].expand_as(x)], 1)
-        return self.patchify(x) + self.out(self.body(pair))
+        return self.patchify(x) + self.out(self.body(beside_first(x)))
 
 
 class DiTYaw(nn.Module):
@@ -270,7 +269,7 @@ def run_dit(args) -> None:
 def translation_scores(pred: torch.Tensor, truth: torch.Tensor, kinds: list[str]) -> dict:
     """Last-frame centres [N, 3] -> per trajectory kind: sign along the main axis of motion, direction < 15 deg."""
     out = {}
-    for kind in ("forward", "strafe", "orbit", "pan"):
+    for kind in TRAJECTORIES:
         idx = [i for i, k in enumerate(kinds) if k == kind]
         axis = 2 if kind == "forward" else 0
         p, y = pred[idx].double(), truth[idx].double()
@@ -313,6 +312,7 @@ def run_centre(args) -> None:
 
         def predict(v: torch.Tensor) -> torch.Tensor:  # [B, T, 3]
             B, T = v.shape[0], v.shape[2]
+            # --zero-raxels still draws the noise, so the training draws stay those of the other runs.
             r = torch.randn(B, C, T, *v.shape[3:], generator=g) * (0.0 if args.zero_raxels else 1.0)
             with torch.autocast("cpu", torch.bfloat16):
                 return net(v, r, torch.zeros(B, T), torch.ones(B, T), return_pose=True)[2][..., 6:9].float()

@@ -73,6 +73,11 @@ class StreamBlock(WanTransformerBlock):
         return (h.float() + self.ffn(x).float() * gate).type_as(h)
 
 
+def beside_first(video: Tensor) -> Tensor:
+    """Latents [B, C, T, h, w] -> [B, 2C, T, h, w]: every frame's channels followed by the first frame's."""
+    return torch.cat([video, video[:, :, :1].expand_as(video)], 1)
+
+
 class MotionStem(nn.Module):
     """Each latent frame beside the first one: two 3x3 convolutions + GELU within the frame, then patchified into
     tokens that are added to both streams' embeddings (same grid as the video's; raxel tokens get their own
@@ -89,7 +94,7 @@ class MotionStem(nn.Module):
         self.to_raxel = nn.Conv3d(channels, ray_dim, patch_size, stride=patch_size) if ray_dim != dim else None
 
     def forward(self, video: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.body(torch.cat([video, video[:, :, :1].expand_as(video)], 1))
+        h = self.body(beside_first(video))
         tv = self.to_video(h).flatten(2).transpose(1, 2)
         tr = tv if self.to_raxel is None else self.to_raxel(h).flatten(2).transpose(1, 2)
         return tv, tr
