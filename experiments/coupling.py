@@ -300,12 +300,10 @@ def run_centre(args) -> None:
     if dit:
         net = build_model(model_config(
             "tiny", pose_head=True, video_stem=32 if args.variant == "centre-stem" else 0,
-            motion_stem=32 if args.variant == "centre-motion" else 0,
+            motion_stem=32 if args.variant == "centre-motion" else 0, pose_head_norm=not args.plain_head,
         ))
         if args.variant == "centre-ref":
             net.video_io.patch_embedding = ReferenceStem(net.video_io.patch_embedding)
-        if args.plain_head:
-            net.pose_readout[0] = nn.Identity()
         if args.variant == "centre-pair":
             net.video_io.patch_embedding = PairStem(net.video_io.patch_embedding)
         C = net.config.raxel_in_channels

@@ -14,6 +14,7 @@ def test_checkpoint_files():
     assert weights.is_file() and weights.stat().st_size <= 50 * 1024 * 1024
     for name in ("config.json", "pipeline.json", "train_log.jsonl", "train_config.json"):
         assert (DEFAULT_MODEL / name).is_file(), name
+    assert sum(f.stat().st_size for f in DEFAULT_MODEL.iterdir()) <= 50e6  # the limit, log and config included
     log = [json.loads(line) for line in (DEFAULT_MODEL / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < log[0]["loss"] / 2
 

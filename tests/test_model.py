@@ -97,6 +97,18 @@ def test_pose_head_reads_both_streams_and_survives_save_load(tmp_path):
         _small()(*x, return_pose=True)
 
 
+def test_pose_head_without_norm_sees_the_scale_of_the_pooled_state(tmp_path):
+    # Why the option exists: behind a LayerNorm the pose loss is blind to the pooled state's scale (README).
+    normed, plain = _small(pose_head=True), _small(pose_head=True, pose_head_norm=False)
+    assert plain.state_dict().keys() == normed.state_dict().keys()
+    pooled = torch.randn(3, 32)
+    for head, scale_matters in ((normed.pose_readout, False), (plain.pose_readout, True)):
+        moved = (head(2 * pooled) - head(pooled)).abs().max()
+        assert (moved > 1e-3) == scale_matters, moved
+    plain.eval().save_pretrained(tmp_path / "m")
+    assert not RaxelsDiT.from_pretrained(tmp_path / "m").config.pose_head_norm
+
+
 def test_video_stem_mixes_neighbouring_frames_and_survives_save_load(tmp_path):
     v = torch.randn(1, 48, 4, 8, 8)
     changed = v.clone()
