@@ -28,11 +28,16 @@ def pose_targets(c2w: Tensor) -> Tensor:
     return torch.cat([rot, c2w[..., :3, 3] / CENTRE_SPREAD], -1)
 
 
-def pose_loss(pred: Tensor, target: Tensor, noised_raxel: Tensor, t_raxel: Tensor, clean_video: Tensor) -> Tensor:
+def pose_loss(
+    pred: Tensor, target: Tensor, noised_raxel: Tensor, t_raxel: Tensor, clean_video: Tensor, centre_weight: float = 1.0
+) -> Tensor:
     """Weighted MSE per frame, a mean per sample, then over the batch (so data-parallel shards average exactly).
 
     pred, target [B, T, 9]; noised_raxel [B, T] (the task mask's raxel part); t_raxel [B]; clean_video [B]: the
-    fraction of the video given clean (1 in pose estimation, small in the joint task, 0 unconditional)."""
+    fraction of the video given clean (1 in pose estimation, small in the joint task, 0 unconditional).
+    centre_weight multiplies the three centre entries' squared errors (the six rotation entries keep weight 1)."""
     w = noised_raxel.to(pred.dtype) * (t_raxel * clean_video)[:, None].to(pred.dtype)
-    se = ((pred.float() - target.float()) ** 2).mean(-1)
+    entry = torch.ones(9, device=pred.device)
+    entry[6:] = centre_weight
+    se = ((pred.float() - target.float()) ** 2 * entry).mean(-1)
     return (w * se).mean(1).mean()

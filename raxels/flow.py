@@ -80,11 +80,13 @@ def flow_matching_loss(
     eps_raxel: Tensor,
     pose_target: Tensor | None = None,
     pose_weight: float = 0.0,
+    pose_centre_weight: float = 1.0,
 ) -> tuple[Tensor, dict]:
     """MSE between predicted and true velocity, on noised latent frames only.
 
     t_video, t_raxel: [B] noise level of each sample's noised frames (clean frames get t = 0). pose_target [B, T, 9]
-    (`aux_pose.pose_targets`) with pose_weight > 0 adds the auxiliary pose loss (a model built with pose_head)."""
+    (`aux_pose.pose_targets`) with pose_weight > 0 adds the auxiliary pose loss (a model built with pose_head), its
+    centre entries weighted by pose_centre_weight."""
     tv = mask.video.to(video0.dtype) * t_video[:, None]
     tr = mask.raxel.to(raxel0.dtype) * t_raxel[:, None]
     aux = pose_target is not None and pose_weight > 0
@@ -104,7 +106,7 @@ def flow_matching_loss(
     }
     if aux:
         clean_video = (~mask.video).float().mean(1)
-        lp = pose_loss(out[2], pose_target, mask.raxel, t_raxel, clean_video)
+        lp = pose_loss(out[2], pose_target, mask.raxel, t_raxel, clean_video, pose_centre_weight)
         loss = loss + pose_weight * lp
         parts["loss_pose"] = lp.item()
     return loss, parts

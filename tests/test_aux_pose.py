@@ -37,3 +37,16 @@ def test_loss_counts_only_noised_cameras_of_samples_whose_video_is_given():
     assert math.isclose(loss.item(), expected, rel_tol=1e-6)
     assert pose_loss(pred, target, noised, torch.zeros(3), clean_video).item() == 0.0
     assert pose_loss(pred, target, noised, t, torch.zeros(3)).item() == 0.0
+
+
+def test_centre_weight_scales_only_the_centre_errors():
+    target = torch.zeros(1, 1, 9)
+    rot_err, centre_err = target.clone(), target.clone()
+    rot_err[..., :6], centre_err[..., 6:] = 1.0, 1.0
+
+    def loss(pred, **kw):
+        return pose_loss(pred, target, torch.ones(1, 1, dtype=torch.bool), torch.ones(1), torch.ones(1), **kw).item()
+
+    assert math.isclose(loss(rot_err, centre_weight=8.0), 6 / 9, rel_tol=1e-6)
+    assert math.isclose(loss(centre_err, centre_weight=8.0), 8 * 3 / 9, rel_tol=1e-6)
+    assert math.isclose(loss(centre_err), 3 / 9, rel_tol=1e-6)

@@ -148,6 +148,8 @@ def test_bad_training_settings(tmp_path):
         train(_cfg(tmp_path, mixed_precision="fp8"), progress=False)
     with pytest.raises(ValueError, match="pose_loss_weight"):
         train(_cfg(tmp_path / "neg", pose_loss_weight=-1.0), progress=False)
+    with pytest.raises(ValueError, match="pose_centre_weight"):
+        train(_cfg(tmp_path / "neg", pose_loss_weight=0.5, pose_centre_weight=-1.0), progress=False)
     assert not (tmp_path / "neg").exists()
 
 
