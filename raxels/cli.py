@@ -46,6 +46,7 @@ def train(
     out: Path = typer.Option(None, help="Run folder (checkpoint, log, exported model)."),
     mixed_precision: str = typer.Option(None, help="fp32, bf16 (autocast; weights stay fp32) or auto."),
     pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
+    pose_centre_weight: float = typer.Option(None, help="Weight of the camera centres within that loss (1: equal)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:
@@ -71,6 +72,7 @@ def train(
         out=out,
         mixed_precision=mixed_precision,
         pose_loss_weight=pose_loss_weight,
+        pose_centre_weight=pose_centre_weight,
     )
     for k, v in opts.items():
         if v is not None:

@@ -100,7 +100,8 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "case", ["corrupt_video", "missing_video", "nan_trajectory", "missing_model", "re10k_no_size", "bad_format"]
+    "case",
+    ["corrupt_video", "missing_video", "nan_trajectory", "missing_model", "re10k_no_size", "bad_format", "bad_train"],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
     d, _ = clip_files
@@ -126,6 +127,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "missing_model": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", bad / "nomodel"],
         "re10k_no_size": ["convert", d / "traj.txt", tmp_path / "o.json"],
         "bad_format": ["convert", d / "traj.txt", tmp_path / "o.xyz", "--width", 64, "--height", 48],
+        "bad_train": [
+            "train",
+            "--steps",
+            1,
+            "--pose-loss-weight",
+            0.5,
+            "--pose-centre-weight",
+            -1,
+            "--out",
+            tmp_path / "o",
+        ],
     }[case]
     code, out, err = run(argv, capsys)
     assert code == 2
