@@ -24,7 +24,7 @@ class ModelConfig:
     freq_dim: int = 256
     camera_encoding: str = "raxel"
     pose_head: bool = False  # the training-only auxiliary pose readout (TrainConfig.pose_loss_weight)
-    pose_head_norm: bool = True  # a LayerNorm at that readout's input (README, "Why translations fail": it hurts)
+    pose_head_norm: bool = True  # a LayerNorm at that readout's input (False: README, "Why translations fail")
     video_stem: int = 0  # channels of a 3x3x3 conv + GELU before the video patch embedding (0: Wan's plain one)
     motion_stem: int = 0  # channels of `MotionStem`: each frame compared with the first, into both streams (0: none)
 
