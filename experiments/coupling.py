@@ -373,7 +373,7 @@ def main() -> None:
     torch.set_num_threads(2)
     if args.variant in ("cnn", "yaw"):
         run_regression(args)
-    elif args.variant in ("cnn-centre", "centre", "centre-stem", "centre-ref", "centre-pair", "centre-motion"):
+    elif args.variant == "cnn-centre" or args.variant.startswith("centre"):
         run_centre(args)
     else:
         run_dit(args)

@@ -248,10 +248,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         bf16 = resolve_precision(cfg.mixed_precision, accelerator.device) == "bf16"
     except ValueError as e:
         raise ValueError(f"mixed_precision: {e}") from None
-    if cfg.pose_loss_weight < 0:
-        raise ValueError(f"pose_loss_weight must be >= 0, got {cfg.pose_loss_weight}")
-    if cfg.pose_centre_weight < 0:
-        raise ValueError(f"pose_centre_weight must be >= 0, got {cfg.pose_centre_weight}")
+    for name in ("pose_loss_weight", "pose_centre_weight"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if bf16:
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")

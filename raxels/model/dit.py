@@ -271,9 +271,9 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         )
         # Training aid only (`aux_pose`): each raxel frame's pooled last hidden state -> its pose (9 numbers per
         # frame of the token grid's temporal patch). Inference reads cameras from the raxels and never calls it.
-        # pose_head_norm=False: no LayerNorm in front, because with one the pose loss cannot see the pooled state's
-        # scale and training inflates it until the clips' differences are lost in it (README, "Why translations
-        # fail"). The norm has no parameters, so both variants share the state-dict keys.
+        # pose_head_norm=False: no LayerNorm in front. With one, the pose loss cannot see the pooled state's scale,
+        # and in the centres-only probe training inflated it until the clips' differences were lost in it (README,
+        # "Why translations fail"). The norm has no parameters, so both variants share the state-dict keys.
         norm = FP32LayerNorm(ray_dim, 1e-6, elementwise_affine=False) if pose_head_norm else nn.Identity()
         self.pose_readout = nn.Sequential(norm, nn.Linear(ray_dim, 9 * patch_size[0])) if pose_head else None
         self.gradient_checkpointing = False
