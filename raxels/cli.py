@@ -47,7 +47,8 @@ def train(
     mixed_precision: str = typer.Option(None, help="fp32, bf16 (autocast; weights stay fp32) or auto."),
     pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
     pose_centre_weight: float = typer.Option(None, help="Weight of the camera centres within that loss (1: equal)."),
-    seed: int = typer.Option(0, help="Seed of every random choice."),
+    init_from: Path = typer.Option(None, help="Start from another run's checkpoint.safetensors (a second stage)."),
+    seed: int = typer.Option(None, help="Seed of every random choice (default: the preset's, else 0)."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:
     """Train RaxelsDiT (accelerate; run under `accelerate launch` or `torchrun` for several processes)."""
@@ -59,7 +60,7 @@ def train(
     if preset and preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
     values = dict(PRESETS.get(preset, {}))
-    values.update(model=config, data=data, camera_encoding=camera_encoding, seed=seed)
+    values.update(model=config, data=data, camera_encoding=camera_encoding)
     opts = dict(
         steps=steps,
         batch_size=batch_size,
@@ -73,10 +74,12 @@ def train(
         mixed_precision=mixed_precision,
         pose_loss_weight=pose_loss_weight,
         pose_centre_weight=pose_centre_weight,
+        init_from=init_from,
+        seed=seed,
     )
     for k, v in opts.items():
         if v is not None:
-            values[k] = str(v) if k == "out" else v
+            values[k] = str(v) if isinstance(v, Path) else v
     try:
         cfg = TrainConfig.from_dict(values)
         run_train(cfg, resume=resume)

@@ -58,15 +58,22 @@ def noised(x0: Tensor, eps: Tensor, t_frames: Tensor) -> Tensor:
     return (1 - t) * x0 + t * eps
 
 
-def sample_train_t(batch: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+def sample_train_t(
+    batch: int, generator: torch.Generator | None = None, device=None, top_share: float = 0.0
+) -> Tensor:
     """A mixture: logit-normal (SD3 / Wan practice, weight on middle noise levels) 45%, uniform 35%, and
     U(0.9, 1) 20%. Few-step sampling (2-step pose estimation) starts at t = 1, which logit-normal alone almost
-    never shows the model; measured: without the top band the t = 1 prediction was worse than the data mean."""
+    never shows the model; measured: without the top band the t = 1 prediction was worse than the data mean.
+    top_share > 0 then redraws that share of the levels from the top band (0 draws nothing more)."""
     logit_normal = torch.sigmoid(torch.randn(batch, generator=generator, device=device))
     uniform = torch.rand(batch, generator=generator, device=device)
     top = 0.9 + 0.1 * torch.rand(batch, generator=generator, device=device)
     pick = torch.rand(batch, generator=generator, device=device)
-    return torch.where(pick < 0.45, logit_normal, torch.where(pick < 0.8, uniform, top))
+    t = torch.where(pick < 0.45, logit_normal, torch.where(pick < 0.8, uniform, top))
+    if top_share > 0:
+        top = 0.9 + 0.1 * torch.rand(batch, generator=generator, device=device)
+        t = torch.where(torch.rand(batch, generator=generator, device=device) < top_share, top, t)
+    return t
 
 
 def flow_matching_loss(

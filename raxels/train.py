@@ -64,6 +64,12 @@ class TrainConfig:
     pose_loss_weight: float = 0.0
     # Weight of the camera centres' errors in that loss against the rotations' (1: equal per whitened entry).
     pose_centre_weight: float = 1.0
+    # A training checkpoint file (`checkpoint.safetensors` of an earlier run) whose weights, EMA and optimiser state
+    # this run starts from; its step count and learning-rate schedule start afresh: a second training stage.
+    init_from: str = ""
+    # Extra share of noise levels drawn from the top band U(0.9, 1) (`flow.sample_train_t`), where few-step pose
+    # estimation starts and the raxels tell least, so the model must read the video.
+    top_noise_share: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -72,25 +78,45 @@ class TrainConfig:
         return cls(**d)
 
 
+# `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
+# here against 0.82 in fp32): about 100 minutes on a 2-core CPU. Pose estimation weighted up and the auxiliary pose
+# loss on: without it the model had not learnt to read the video (README, "Probing the coupling"). The same preset
+# with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32} was trained once and
+# not shipped: no sideways translation either (README, "Why translations fail").
+_FIRST_STAGE = dict(
+    steps=11000,
+    batch_size=8,
+    frames_choices=(4, 8, 16),
+    height=32,
+    width=32,
+    lr=4e-4,
+    warmup=100,
+    ckpt_every=200,
+    task_probs=(0.5, 0.25, 0.15, 0.1),
+    mixed_precision="bf16",
+    pose_loss_weight=0.5,
+    out="runs/checkpoint",
+)
+
 PRESETS = {
-    # `make checkpoint`: the shipped tiny model. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step here
-    # against 0.82 in fp32): about 100 minutes on a 2-core CPU. Pose estimation weighted up and the auxiliary pose
-    # loss on: without it the model had not learnt to read the video (README, "Probing the coupling"). The same
-    # preset with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32} was trained
-    # once and not shipped: no sideways translation either (README, "Why translations fail").
-    "checkpoint": dict(
-        steps=11000,
-        batch_size=8,
-        frames_choices=(4, 8, 16),
-        height=32,
-        width=32,
-        lr=4e-4,
-        warmup=100,
-        ckpt_every=200,
-        task_probs=(0.5, 0.25, 0.15, 0.1),
-        mixed_precision="bf16",
-        pose_loss_weight=0.5,
-        out="runs/checkpoint",
+    "checkpoint": _FIRST_STAGE,
+    # The second stage (about 15 minutes), from the first one's final state: mostly pose estimation, 8-frame clips,
+    # half the noise levels redrawn near t = 1 (where 2-step estimation starts and only the video tells the pose)
+    # and the centres weighted 4x in the pose loss. It sharpens rotations and leaves translation and generation as
+    # they were (README, "The second stage").
+    "checkpoint-finetune": dict(
+        _FIRST_STAGE,
+        init_from="runs/checkpoint/checkpoint.safetensors",
+        steps=2000,
+        frames=8,
+        frames_choices=(),
+        lr=1e-4,
+        warmup=20,
+        task_probs=(0.7, 0.2, 0.05, 0.05),
+        pose_centre_weight=4.0,
+        top_noise_share=0.5,
+        seed=2,  # new clips and noise: seed 0 would replay the first stage's
+        out="runs/checkpoint_finetune",
     ),
 }
 
@@ -143,8 +169,8 @@ def draw_step(cfg: TrainConfig, step: int, latent_shapes) -> dict:
     return {
         "seeds": seeds,
         "tasks": [TASKS[i] for i in tasks],
-        "t_video": sample_train_t(B, g),
-        "t_raxel": sample_train_t(B, g),
+        "t_video": sample_train_t(B, g, top_share=cfg.top_noise_share),
+        "t_raxel": sample_train_t(B, g, top_share=cfg.top_noise_share),
         "eps_video": torch.randn(B, cv, tv_, hv, wv, generator=g),
         "eps_raxel": torch.randn(B, cr, tr_, hr, wr, generator=g),
     }
@@ -202,6 +228,26 @@ def restore(path: Path, model, ema: dict, opt) -> int:
     return int(meta["step"])
 
 
+def start_from(path: Path, model, ema: dict, opt) -> None:
+    """Start from another run's checkpoint file; a one-line ValueError if it is missing or does not fit the model."""
+    if not path.is_file():
+        raise ValueError(f"init_from: no checkpoint file at {path}")
+    try:
+        restore(path, model, ema, opt)
+    except (RuntimeError, KeyError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"init_from: {path} does not fit this model ({first})") from None
+
+
+def frames_seen(cfg: TrainConfig) -> tuple[int, ...]:
+    """Clip lengths the model trained on: this run's and those of the runs it started from (`init_from`)."""
+    seen = set(cfg.frames_choices or (cfg.frames,))
+    if cfg.init_from and Path(cfg.init_from).is_file():
+        with safe_open(cfg.init_from, "pt") as f:
+            seen |= set(frames_seen(TrainConfig.from_dict(json.loads(f.metadata()["train_config"]))))
+    return tuple(sorted(seen))
+
+
 def pipeline_config(cfg: TrainConfig):
     from .tasks import PipelineConfig
 
@@ -211,7 +257,7 @@ def pipeline_config(cfg: TrainConfig):
         codec="pixel",
         codec_factor=cfg.codec_factor,
         camera_encoding=cfg.camera_encoding,
-        train_frames=tuple(cfg.frames_choices or (cfg.frames,)),
+        train_frames=frames_seen(cfg),
     )
 
 
@@ -251,6 +297,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     for name in ("pose_loss_weight", "pose_centre_weight"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if not 0 <= cfg.top_noise_share <= 1:
+        raise ValueError(f"top_noise_share must be in [0, 1], got {cfg.top_noise_share}")
     if bf16:
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
@@ -262,6 +310,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     start = 0
     if resume and ckpt.is_file():
         start = restore(ckpt, model, ema, opt)
+    elif cfg.init_from:
+        start_from(Path(cfg.init_from), model, ema, opt)
     model, opt = accelerator.prepare(model, opt)
     raw = accelerator.unwrap_model(model)
 

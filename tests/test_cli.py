@@ -101,7 +101,16 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "case",
-    ["corrupt_video", "missing_video", "nan_trajectory", "missing_model", "re10k_no_size", "bad_format", "bad_train"],
+    [
+        "corrupt_video",
+        "missing_video",
+        "nan_trajectory",
+        "missing_model",
+        "re10k_no_size",
+        "bad_format",
+        "bad_train",
+        "missing_init",
+    ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
     d, _ = clip_files
@@ -138,6 +147,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
             "--out",
             tmp_path / "o",
         ],
+        "missing_init": ["train", "--steps", 1, "--init-from", bad / "nope.safetensors", "--out", tmp_path / "o"],
     }[case]
     code, out, err = run(argv, capsys)
     assert code == 2

@@ -96,3 +96,17 @@ def test_training_t_covers_the_top_of_the_schedule():
     assert (t >= 0).all() and (t <= 1).all()
     # 2-step sampling starts at t = 1: at least 15% of training noise levels lie above 0.9.
     assert (t > 0.9).double().mean() > 0.15
+
+
+def test_top_share_redraws_noise_levels_near_one_and_zero_draws_nothing():
+    from raxels.flow import sample_train_t
+
+    g0, g1, g2 = (torch.Generator().manual_seed(0) for _ in range(3))
+    base = sample_train_t(20000, g0)
+    # 0 is the old mixture, with no extra draws: resumed and reproduced runs see the same numbers as before.
+    assert torch.equal(sample_train_t(20000, g1, top_share=0.0), base) and torch.equal(torch.rand(3, generator=g0),
+                                                                                      torch.rand(3, generator=g1))
+    pushed = sample_train_t(20000, g2, top_share=0.5)
+    above = (base > 0.9).double().mean().item()
+    assert abs((pushed > 0.9).double().mean().item() - (0.5 + 0.5 * above)) < 0.02
+    assert (pushed >= 0).all() and (pushed <= 1).all()

@@ -150,7 +150,32 @@ def test_bad_training_settings(tmp_path):
         train(_cfg(tmp_path / "neg", pose_loss_weight=-1.0), progress=False)
     with pytest.raises(ValueError, match="pose_centre_weight"):
         train(_cfg(tmp_path / "neg", pose_loss_weight=0.5, pose_centre_weight=-1.0), progress=False)
+    with pytest.raises(ValueError, match="top_noise_share"):
+        train(_cfg(tmp_path / "neg", top_noise_share=1.5), progress=False)
     assert not (tmp_path / "neg").exists()
+
+
+def test_second_stage_starts_from_the_first_stages_weights(tmp_path):
+    first = tmp_path / "first"
+    train(_cfg(first, steps=3, ckpt_every=100), progress=False)
+    # Learning rate 0: a run that started from the first stage's weights keeps them exactly; a fresh one does not.
+    for name, init in (("second", str(first / CKPT_NAME)), ("fresh", "")):
+        train(_cfg(tmp_path / name, steps=1, lr=0.0, seed=1, frames=8, init_from=init, ckpt_every=100), progress=False)
+    a, b, c = (load_file(tmp_path / n / CKPT_NAME) for n in ("first", "second", "fresh"))
+    weights = [k for k in a if k.startswith("model.")]
+    assert all(torch.equal(a[k], b[k]) for k in weights)
+    assert not all(torch.equal(a[k], c[k]) for k in weights)
+    log = [json.loads(line) for line in (tmp_path / "second" / "train_log.jsonl").read_text().splitlines()]
+    assert [rec["step"] for rec in log] == [1]  # its own step count
+    pipeline = json.loads((tmp_path / "second" / "model" / "pipeline.json").read_text())
+    assert pipeline["train_frames"] == [4, 8]  # the first stage's clip length and its own
+
+    with pytest.raises(ValueError, match="init_from: no checkpoint file"):
+        train(_cfg(tmp_path / "bad", init_from=str(tmp_path / "missing.safetensors")), progress=False)
+    wider = dict(SMALL, dim=96, ffn_dim=192)
+    with pytest.raises(ValueError, match="init_from: .* does not fit this model"):
+        train(_cfg(tmp_path / "bad", init_from=str(first / CKPT_NAME), model_overrides=wider), progress=False)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_auxiliary_pose_loss_is_logged_and_exported(tmp_path):
