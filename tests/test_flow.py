@@ -104,8 +104,8 @@ def test_top_share_redraws_noise_levels_near_one_and_zero_draws_nothing():
     g0, g1, g2 = (torch.Generator().manual_seed(0) for _ in range(3))
     base = sample_train_t(20000, g0)
     # 0 is the old mixture, with no extra draws: resumed and reproduced runs see the same numbers as before.
-    assert torch.equal(sample_train_t(20000, g1, top_share=0.0), base) and torch.equal(torch.rand(3, generator=g0),
-                                                                                      torch.rand(3, generator=g1))
+    assert torch.equal(sample_train_t(20000, g1, top_share=0.0), base)
+    assert torch.equal(torch.rand(3, generator=g0), torch.rand(3, generator=g1))
     pushed = sample_train_t(20000, g2, top_share=0.5)
     above = (base > 0.9).double().mean().item()
     assert abs((pushed > 0.9).double().mean().item() - (0.5 + 0.5 * above)) < 0.02
