@@ -34,7 +34,7 @@ checkpoint: $(STAMP)
 	cp runs/checkpoint_finetune/train_log.jsonl raxels/checkpoints/tiny/finetune_log.jsonl
 	cp runs/checkpoint_finetune/train_config.json raxels/checkpoints/tiny/finetune_config.json
 
-# The ablation: the Plücker variant with the same preset (budget) as the shipped model, into runs/plucker.
+# The ablation: the Plücker variant with the preset (budget) of the shipped model's first stage, into runs/plucker.
 plucker: $(STAMP)
 	rm -rf runs/plucker
 	$(BIN)/raxels train --config tiny --data synthrooms --preset checkpoint --camera-encoding plucker --out runs/plucker
