@@ -65,13 +65,17 @@ def sample_train_t(
     U(0.9, 1) 20%. Few-step sampling (2-step pose estimation) starts at t = 1, which logit-normal alone almost
     never shows the model; measured: without the top band the t = 1 prediction was worse than the data mean.
     top_share > 0 then redraws that share of the levels from the top band (0 draws nothing more)."""
+
+    def top_band() -> Tensor:  # one definition of the band for both draws
+        return 0.9 + 0.1 * torch.rand(batch, generator=generator, device=device)
+
     logit_normal = torch.sigmoid(torch.randn(batch, generator=generator, device=device))
     uniform = torch.rand(batch, generator=generator, device=device)
-    top = 0.9 + 0.1 * torch.rand(batch, generator=generator, device=device)
+    top = top_band()
     pick = torch.rand(batch, generator=generator, device=device)
     t = torch.where(pick < 0.45, logit_normal, torch.where(pick < 0.8, uniform, top))
     if top_share > 0:
-        top = 0.9 + 0.1 * torch.rand(batch, generator=generator, device=device)
+        top = top_band()  # drawn before the pick, as the shipped second stage was trained
         t = torch.where(torch.rand(batch, generator=generator, device=device) < top_share, top, t)
     return t
 

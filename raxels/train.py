@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from .aux_pose import pose_targets
@@ -229,11 +230,14 @@ def restore(path: Path, model, ema: dict, opt) -> int:
 
 
 def start_from(path: Path, model, ema: dict, opt) -> None:
-    """Start from another run's checkpoint file; a one-line ValueError if it is missing or does not fit the model."""
+    """Start from another run's checkpoint file; a one-line ValueError if it is missing, unreadable or does not fit
+    the model."""
     if not path.is_file():
         raise ValueError(f"init_from: no checkpoint file at {path}")
     try:
         restore(path, model, ema, opt)
+    except SafetensorError as e:
+        raise ValueError(f"init_from: {path} is not a readable checkpoint ({e})") from None
     except (RuntimeError, KeyError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"init_from: {path} does not fit this model ({first})") from None

@@ -110,6 +110,7 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "bad_format",
         "bad_train",
         "missing_init",
+        "corrupt_init",
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
@@ -148,6 +149,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
             tmp_path / "o",
         ],
         "missing_init": ["train", "--steps", 1, "--init-from", bad / "nope.safetensors", "--out", tmp_path / "o"],
+        "corrupt_init": ["train", "--steps", 1, "--init-from", bad / "broken.mp4", "--out", tmp_path / "o"],
     }[case]
     code, out, err = run(argv, capsys)
     assert code == 2
