@@ -148,12 +148,12 @@ def estimate(
     from .tasks import estimate_trajectory
 
     pipe = _pipeline(model, precision)
-    frames, (H, W), _ = _load_video(pipe, video)
+    frames, (H, W), fps = _load_video(pipe, video)
     with _Steps("estimating poses", steps) as bar:
         cams, raxels = estimate_trajectory(pipe, frames, steps, torch.Generator().manual_seed(seed), bar)
     cams = unresize_cameras(cams, int(H), int(W))
     with staged_dir(out) as tmp:
-        files = write_camera_outputs(tmp, cams, title=video.name)
+        files = write_camera_outputs(tmp, cams, title=video.name, fps=fps)
     print(f"wrote {', '.join(files)} to {out}")
 
 
@@ -248,12 +248,12 @@ def consistency(
     from .tasks import self_consistency
 
     pipe = _pipeline(model, precision)
-    frames, _, _ = _load_video(pipe, video)
+    frames, _, fps = _load_video(pipe, video)
     with _Steps("estimate -> regenerate -> estimate", 2 * estimate_steps + generate_steps) as bar:
         res = self_consistency(pipe, frames, estimate_steps, generate_steps, torch.Generator().manual_seed(seed), bar)
     with staged_dir(out) as tmp:
-        write_video(tmp / "regenerated.mp4", upscale_for_viewing(res["video_regenerated"][0]))
-        write_camera_outputs(tmp, res["cameras"], res["cameras_regenerated"], "estimated (V) vs estimated (V')")
+        write_video(tmp / "regenerated.mp4", upscale_for_viewing(res["video_regenerated"][0]), fps)
+        write_camera_outputs(tmp, res["cameras"], res["cameras_regenerated"], "estimated (V) vs estimated (V')", fps)
         (tmp / "metrics.json").write_text(json.dumps(res["metrics"], indent=2))
     print(json.dumps(res["metrics"], indent=2))
 

@@ -26,7 +26,7 @@ def model_dir(tmp_path_factory):
 def clip_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("clip")
     clip = synth_clip(5, SynthRoomsConfig(frames=6, height=48, width=64))
-    write_video(d / "clip.mp4", clip.frames)
+    write_video(d / "clip.mp4", clip.frames, fps=10)
     write_image(d / "first.png", clip.frames[0])
     write_re10k(d / "traj.txt", clip.cameras)
     return d, clip
@@ -52,8 +52,10 @@ def test_estimate_writes_all_formats(model_dir, clip_files, tmp_path, capsys):
     assert code == 0, err
     for name in ("cameras.txt", "transforms.json", "colmap/cameras.txt", "colmap/images.txt", "trajectory.png"):
         assert (tmp_path / "est" / name).is_file(), name
-    cams = read_re10k(tmp_path / "est" / "cameras.txt", 48, 64).cameras
+    traj = read_re10k(tmp_path / "est" / "cameras.txt", 48, 64)
+    cams = traj.cameras
     assert cams.c2w.shape[1] == 6
+    assert traj.timestamps == [i * 100_000 for i in range(6)]  # the video's 10 fps, in microseconds
     # Intrinsics come back in pixels of the input video (64x48), not of the model's 32x32.
     assert read_cameras(tmp_path / "est" / "transforms.json").width == 64
 
@@ -87,6 +89,7 @@ def test_generate_joint_consistency(model_dir, clip_files, tmp_path, capsys):
     )
     assert code == 0, err
     assert (tmp_path / "c" / "metrics.json").is_file() and '"psnr"' in out
+    assert read_video(tmp_path / "c" / "regenerated.mp4")[1] == 10  # at the input's frame rate
 
 
 def test_convert_round_trip(clip_files, tmp_path, capsys):

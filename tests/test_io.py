@@ -90,6 +90,8 @@ def test_video_round_trip(tmp_path):
     assert (back - frames).abs().mean() < 0.1  # lossy H.264 with 4:2:0 chroma on random colours
     assert torch.corrcoef(torch.stack([back.flatten(), frames.flatten()]))[0, 1] > 0.95
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    write_video(tmp_path / "ntsc.mp4", frames, fps=30000 / 1001)  # was rounded to 30
+    assert read_video(tmp_path / "ntsc.mp4")[1] == pytest.approx(29.97, abs=1e-3)
 
 
 def test_all_real_clips_load_with_matching_counts(re10k_pairs):

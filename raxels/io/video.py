@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,6 +13,9 @@ from torch import Tensor
 
 from ..errors import InputError
 from .atomic import atomic_path
+
+# RealEstate10K clips and the CameraCtrl references are 8 fps; also the rate for videos that do not say theirs.
+DEFAULT_FPS = 8.0
 
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[Tensor, float]:
@@ -25,7 +29,7 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
             if not container.streams.video:
                 raise InputError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            fps = float(stream.average_rate or 0) or 8.0
+            fps = float(stream.average_rate or 0) or DEFAULT_FPS
             for frame in container.decode(stream):
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames and len(frames) >= max_frames:
@@ -47,7 +51,7 @@ def to_uint8(frames: Tensor) -> np.ndarray:
     )
 
 
-def write_video(path: str | os.PathLike, frames: Tensor, fps: float = 8.0, quality_crf: int = 18) -> None:
+def write_video(path: str | os.PathLike, frames: Tensor, fps: float = DEFAULT_FPS, quality_crf: int = 18) -> None:
     """Write [F, 3, H, W] frames in [-1, 1] as H.264 mp4 (even sizes are padded by the encoder's needs)."""
     arr = to_uint8(frames)
     F, H, W, _ = arr.shape
@@ -57,7 +61,8 @@ def write_video(path: str | os.PathLike, frames: Tensor, fps: float = 8.0, quali
         arr = np.pad(arr, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
     with atomic_path(path) as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=int(round(fps)))
+            # A fraction keeps NTSC-style rates (30000/1001) instead of rounding them to whole frames per second.
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height = arr.shape[2], arr.shape[1]
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": str(quality_crf)}
