@@ -25,8 +25,9 @@ def demo(
 ) -> None:
     """Run all three tasks and the self-consistency test on the embedded defaults; writes OUT/report.html."""
     from .demo import run_demo
+    from .io.atomic import check_output
 
-    run_demo(out, model or DEFAULT_MODEL)
+    run_demo(check_output(out, folder=True), model or DEFAULT_MODEL)
 
 
 @app.command()
@@ -143,10 +144,11 @@ def estimate(
     import torch
 
     from .data.clips import unresize_cameras
-    from .io.atomic import staged_dir
+    from .io.atomic import check_output, staged_dir
     from .outputs import write_camera_outputs
     from .tasks import estimate_trajectory
 
+    check_output(out, folder=True)
     pipe = _pipeline(model, precision)
     frames, (H, W), fps = _load_video(pipe, video)
     with _Steps("estimating poses", steps) as bar:
@@ -172,9 +174,13 @@ def generate(
 
     from .data.clips import resize_cameras, resize_frames
     from .io import read_cameras, read_image, write_video
+    from .io.atomic import check_output
     from .io.video import upscale_for_viewing
     from .tasks import generate_video
 
+    if out.suffix.lower() != ".mp4":
+        raise InputError(f"{out}: the output is an mp4 video; name it .mp4")
+    check_output(out, folder=False)
     pipe = _pipeline(model, precision)
     img = read_image(image)
     cams = read_cameras(trajectory, img.shape[-2], img.shape[-1])
@@ -206,16 +212,17 @@ def joint(
 
     from .data.clips import resize_frames
     from .io import read_image, write_video
-    from .io.atomic import staged_dir
+    from .io.atomic import check_output, staged_dir
     from .io.video import upscale_for_viewing
     from .outputs import write_camera_outputs
     from .tasks import default_intrinsics, generate_joint
 
     if frames < 2:
         raise InputError("--frames must be at least 2")
+    check_output(out, folder=True)
     pipe = _pipeline(model, precision)
     img = resize_frames(read_image(image), pipe.cfg.height, pipe.cfg.width)
-    K = default_intrinsics(pipe.cfg.height, pipe.cfg.width, hfov) if hfov > 0 else None
+    K = default_intrinsics(pipe.cfg.height, pipe.cfg.width, hfov) if hfov != 0 else None
     with _Steps("generating video + trajectory", steps) as bar:
         video, cams, _ = generate_joint(
             pipe, img[None, None], frames, steps, K, torch.Generator().manual_seed(seed), bar
@@ -242,11 +249,12 @@ def consistency(
     import torch
 
     from .io import write_video
-    from .io.atomic import staged_dir
+    from .io.atomic import check_output, staged_dir
     from .io.video import upscale_for_viewing
     from .outputs import write_camera_outputs
     from .tasks import self_consistency
 
+    check_output(out, folder=True)
     pipe = _pipeline(model, precision)
     frames, _, fps = _load_video(pipe, video)
     with _Steps("estimate -> regenerate -> estimate", 2 * estimate_steps + generate_steps) as bar:
@@ -313,8 +321,15 @@ def evaluate(
         re10k_clips,
         synthrooms_clips,
     )
-    from .io.atomic import write_text_atomic
+    from .io.atomic import check_output, write_text_atomic
 
+    counts = {"--synth-clips": synth_clips, "--generation-clips": generation_clips, "--heldout-clips": heldout_clips}
+    for name, n in counts.items():
+        if n < 0:
+            raise InputError(f"{name} must be >= 0, got {n}")
+    if generate_steps < 1:  # found here, not after the pose tables have run
+        raise InputError(f"--generate-steps must be at least 1, got {generate_steps}")
+    check_output(out, folder=False)
     console = Console()
     pipes = {"raxels": _pipeline(model, precision)}
     methods = {"raxels (ours, 2 steps)": model_method(pipes["raxels"], 2)}

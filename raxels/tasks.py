@@ -216,6 +216,8 @@ def generate_video(
 
 
 def default_intrinsics(height: int, width: int, hfov_deg: float = 75.0) -> Tensor:
+    if not 0 < hfov_deg < 180:  # beyond these the focal length is negative or infinite, not a pinhole camera
+        raise ValueError(f"horizontal field of view must be between 0 and 180 degrees, got {hfov_deg}")
     f = width / 2 / math.tan(math.radians(hfov_deg) / 2)
     return intrinsics(torch.tensor(f), torch.tensor(f), torch.tensor(width / 2), torch.tensor(height / 2)).double()
 

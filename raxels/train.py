@@ -25,7 +25,7 @@ from .codec import PixelCodec
 from .data.batches import CAMERA_CHANNELS, synthrooms_batch
 from .data.synthrooms import SynthRoomsConfig
 from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
-from .io.atomic import atomic_path
+from .io.atomic import atomic_path, check_output
 from .model import build_model, model_config
 from .tasks import resolve_precision, write_pipeline_config
 
@@ -77,6 +77,36 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
         return cls(**d)
+
+    def check(self) -> None:
+        """ValueError naming the first setting that cannot train; run before anything is built or written."""
+        check_output(self.out, folder=True)
+        if self.camera_encoding not in CAMERA_CHANNELS:
+            raise ValueError(f"unknown camera_encoding {self.camera_encoding!r}; choose from {sorted(CAMERA_CHANNELS)}")
+        for name in ("steps", "batch_size", "log_every", "ckpt_every", "cond_frames", "codec_factor"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "warmup", "pose_loss_weight", "pose_centre_weight"):  # lr 0: a frozen run (tests)
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.top_noise_share <= 1:
+            raise ValueError(f"top_noise_share must be in [0, 1], got {self.top_noise_share}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if len(self.task_probs) != len(TASKS) or min(self.task_probs) < 0 or sum(self.task_probs) <= 0:
+            raise ValueError(f"task_probs must be {len(TASKS)} non-negative weights for {TASKS}, got {self.task_probs}")
+        # Generation needs a frame beyond the given ones.
+        for f in self.frames_choices or (self.frames,):
+            if f <= self.cond_frames:
+                raise ValueError(f"frames={f} leaves no frame to generate beyond cond_frames={self.cond_frames}")
+        # Frames become codec_factor x codec_factor latent pixels, then patches of the model's patch size.
+        patch = model_config(self.model, **self.model_overrides).patch_size
+        multiple = (self.codec_factor * patch[1], self.codec_factor * patch[2])
+        if self.height < 1 or self.width < 1 or self.height % multiple[0] or self.width % multiple[1]:
+            raise ValueError(
+                f"frame size {self.width}x{self.height}: width and height must be positive multiples of"
+                f" {multiple[1]} and {multiple[0]} (codec factor {self.codec_factor} times the model's patch size)"
+            )
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
@@ -292,17 +322,13 @@ def export_checkpoint(ckpt: Path, folder: Path) -> None:
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     from accelerate import Accelerator
 
+    cfg.check()
     torch.manual_seed(cfg.seed)  # model init
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     try:
         bf16 = resolve_precision(cfg.mixed_precision, accelerator.device) == "bf16"
     except ValueError as e:
         raise ValueError(f"mixed_precision: {e}") from None
-    for name in ("pose_loss_weight", "pose_centre_weight"):
-        if getattr(cfg, name) < 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
-    if not 0 <= cfg.top_noise_share <= 1:
-        raise ValueError(f"top_noise_share must be in [0, 1], got {cfg.top_noise_share}")
     if bf16:
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")

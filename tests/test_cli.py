@@ -114,6 +114,14 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "bad_train",
         "missing_init",
         "corrupt_init",
+        "hfov_too_wide",
+        "hfov_negative",
+        "eval_negative_clips",
+        "train_size",
+        "out_folder_is_a_file",
+        "out_file_is_a_folder",
+        "out_not_mp4",
+        "out_under_a_file",
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
@@ -121,6 +129,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.mp4").write_bytes(b"not a video at all" * 50)
+    (bad / "a_file").write_text("keep me")
+    (bad / "a_folder.mp4").mkdir()
     lines = (d / "traj.txt").read_text().splitlines()
     lines[2] = " ".join(lines[2].split()[:10] + ["nan"] + lines[2].split()[11:])
     (bad / "nan.txt").write_text("\n".join(lines) + "\n")
@@ -153,12 +163,23 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         ],
         "missing_init": ["train", "--steps", 1, "--init-from", bad / "nope.safetensors", "--out", tmp_path / "o"],
         "corrupt_init": ["train", "--steps", 1, "--init-from", bad / "broken.mp4", "--out", tmp_path / "o"],
+        "hfov_too_wide": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", 200, "--model", model_dir],
+        "hfov_negative": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", -5, "--model", model_dir],
+        "eval_negative_clips": ["eval", "--model", model_dir, "--synth-clips", -3, "--out", tmp_path / "o.json"],
+        "train_size": ["train", "--steps", 1, "--height", 36, "--out", tmp_path / "o"],
+        "out_folder_is_a_file": ["estimate", d / "clip.mp4", "--out", bad / "a_file", "--model", model_dir],
+        "out_file_is_a_folder": ["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out"],
+        "out_not_mp4": ["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out"],
+        "out_under_a_file": ["joint", d / "first.png", "--out", bad / "a_file" / "o", "--model", model_dir],
     }[case]
+    argv += {"out_file_is_a_folder": [bad / "a_folder.mp4"], "out_not_mp4": [tmp_path / "o.avi"]}.get(case, [])
     code, out, err = run(argv, capsys)
     assert code == 2
     assert err.startswith("raxels: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    assert not [p for p in bad.iterdir() if p.name.startswith(".")] and not (tmp_path / "o.avi").exists()
+    assert (bad / "a_file").read_text() == "keep me" and not list((bad / "a_folder.mp4").iterdir())
 
 
 def test_eval_writes_rows_for_both_models(model_dir, tmp_path, capsys):

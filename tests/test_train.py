@@ -141,17 +141,32 @@ def test_tiny_model_overfits_one_clip(tmp_path):
     print(f"overfit probe: {before:.3f} -> {after:.4f} in {time.time() - t0:.0f} s")
 
 
-def test_bad_training_settings(tmp_path):
-    with pytest.raises(ValueError, match="unknown model config"):
-        train(_cfg(tmp_path, model="huge"), progress=False)
-    with pytest.raises(ValueError, match="mixed_precision"):
-        train(_cfg(tmp_path, mixed_precision="fp8"), progress=False)
-    with pytest.raises(ValueError, match="pose_loss_weight"):
-        train(_cfg(tmp_path / "neg", pose_loss_weight=-1.0), progress=False)
-    with pytest.raises(ValueError, match="pose_centre_weight"):
-        train(_cfg(tmp_path / "neg", pose_loss_weight=0.5, pose_centre_weight=-1.0), progress=False)
-    with pytest.raises(ValueError, match="top_noise_share"):
-        train(_cfg(tmp_path / "neg", top_noise_share=1.5), progress=False)
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(model="huge"), "unknown model config"),
+        (dict(mixed_precision="fp8"), "mixed_precision"),
+        (dict(camera_encoding="depth"), "camera_encoding"),
+        (dict(pose_loss_weight=-1.0), "pose_loss_weight"),
+        (dict(pose_loss_weight=0.5, pose_centre_weight=-1.0), "pose_centre_weight"),
+        (dict(top_noise_share=1.5), "top_noise_share"),
+        (dict(steps=0), "steps must be at least 1"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(log_every=0), "log_every"),
+        (dict(ckpt_every=0), "ckpt_every"),
+        (dict(lr=-1.0), "lr must be >= 0"),
+        (dict(lr=float("nan")), "lr must be >= 0"),
+        (dict(ema_decay=1.0), "ema_decay"),
+        (dict(task_probs=(0.5, 0.5)), "task_probs"),
+        (dict(frames=1), "no frame to generate"),
+        (dict(frames_choices=(4, 1)), "no frame to generate"),
+        (dict(height=36), "multiples of 8"),  # divisible by the codec factor 4, not by 4 x patch 2
+        (dict(width=0), "frame size"),
+    ],
+)
+def test_bad_training_settings_fail_before_anything_is_written(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        train(_cfg(tmp_path / "neg", **overrides), progress=False)
     assert not (tmp_path / "neg").exists()
 
 

@@ -8,11 +8,29 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import InputError
+
+
+def check_output(path: str | os.PathLike, folder: bool) -> Path:
+    """InputError unless `path` can be written as a folder (folder=True) or a file: a file where a folder should go
+    (or the reverse), or a file among its parents, would otherwise fail only after the work, deep in the write."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise InputError(f"{path}: exists and is not a {'folder' if folder else 'file'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: no permission to write in {parent}")
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix); on success it replaces `path`, on error it is removed."""
-    path = Path(path)
+    path = check_output(path, folder=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
@@ -39,7 +57,7 @@ def staged_dir(folder: str | os.PathLike) -> Iterator[Path]:
     rename), on error it is deleted and `folder` is left as it was."""
     import shutil
 
-    folder = Path(folder)
+    folder = check_output(folder, folder=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
