@@ -298,6 +298,9 @@ def evaluate(
     precision: str = PRECISION,
     synth_clips: int = typer.Option(20, help="Held-out SynthRooms clips."),
     re10k: bool = typer.Option(True, help="Also the RealEstate10K clips in ../shared (if present)."),
+    dl3dv: Path = typer.Option(None, help="Also DL3DV: a scene folder (transforms.json + frames) or a folder of them."),
+    dl3dv_stride: int = typer.Option(4, help="Take every N-th DL3DV frame."),
+    dl3dv_images: str = typer.Option("", help="DL3DV frames from this folder of each scene, e.g. images_4."),
     baselines: bool = typer.Option(True, help="Run COLMAP and OpenCV essential-matrix chaining."),
     generation_clips: int = typer.Option(10, help="Clips for generation metrics (0: skip)."),
     generate_steps: int = typer.Option(20),
@@ -315,6 +318,7 @@ def evaluate(
 
     from .eval.harness import (
         baseline_methods,
+        dl3dv_clips,
         evaluate_generation,
         evaluate_poses,
         model_method,
@@ -330,6 +334,8 @@ def evaluate(
     if generate_steps < 1:  # found here, not after the pose tables have run
         raise InputError(f"--generate-steps must be at least 1, got {generate_steps}")
     check_output(out, folder=False)
+    # DL3DV is read before the models load: a bad folder fails at once.
+    dl3dv_set = list(dl3dv_clips(dl3dv, stride=dl3dv_stride, image_dir=dl3dv_images)) if dl3dv is not None else []
     console = Console()
     pipes = {"raxels": _pipeline(model, precision)}
     methods = {"raxels (ours, 2 steps)": model_method(pipes["raxels"], 2)}
@@ -343,6 +349,8 @@ def evaluate(
         clips = list(re10k_clips())
         if clips:
             datasets["re10k"] = clips
+    if dl3dv_set:
+        datasets["dl3dv"] = dl3dv_set
     rows = evaluate_poses(
         methods,
         datasets,

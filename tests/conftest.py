@@ -27,3 +27,24 @@ def re10k_pairs():
     if not pairs:
         pytest.skip("../shared/data/realestate10k_cameractrl is not present")
     return pairs
+
+
+@pytest.fixture(scope="session")
+def dl3dv_scene(tmp_path_factory):
+    """A SynthRooms clip in DL3DV's layout: transforms.json (frames listed out of order) with full-size frames in
+    images/ and half-size copies in images_2/. Returns (scene folder, the clip)."""
+    import torch.nn.functional as F
+
+    from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
+    from raxels.io import write_image, write_transforms
+
+    scene = tmp_path_factory.mktemp("dl3dv") / "scene_a"
+    clip = synth_clip(11, SynthRoomsConfig(frames=6, height=48, width=64))
+    names = [f"images/frame_{i + 1:05d}.png" for i in range(6)]
+    for name, frame in zip(names, clip.frames):
+        write_image(scene / name, frame)
+        half = F.interpolate(frame[None], scale_factor=0.5, mode="bilinear", antialias=True)[0]
+        write_image(scene / "images_2" / name.split("/")[1], half)
+    order = [3, 0, 5, 1, 4, 2]
+    write_transforms(scene / "transforms.json", clip.cameras.frames(torch.tensor(order)), [names[i] for i in order])
+    return scene, clip

@@ -117,6 +117,7 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "hfov_too_wide",
         "hfov_negative",
         "eval_negative_clips",
+        "eval_no_dl3dv",
         "train_size",
         "out_folder_is_a_file",
         "out_file_is_a_folder",
@@ -166,6 +167,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "hfov_too_wide": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", 200, "--model", model_dir],
         "hfov_negative": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", -5, "--model", model_dir],
         "eval_negative_clips": ["eval", "--model", model_dir, "--synth-clips", -3, "--out", tmp_path / "o.json"],
+        "eval_no_dl3dv": ["eval", "--model", model_dir, "--dl3dv", bad, "--out", tmp_path / "o.json"],
         "train_size": ["train", "--steps", 1, "--height", 36, "--out", tmp_path / "o"],
         "out_folder_is_a_file": ["estimate", d / "clip.mp4", "--out", bad / "a_file", "--model", model_dir],
         "out_file_is_a_folder": ["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out"],
@@ -182,7 +184,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     assert (bad / "a_file").read_text() == "keep me" and not list((bad / "a_folder.mp4").iterdir())
 
 
-def test_eval_writes_rows_for_both_models(model_dir, tmp_path, capsys):
+def test_eval_writes_rows_for_both_models(model_dir, dl3dv_scene, tmp_path, capsys):
     import json
 
     torch.manual_seed(0)
@@ -192,10 +194,15 @@ def test_eval_writes_rows_for_both_models(model_dir, tmp_path, capsys):
     write_pipeline_config(plucker, PipelineConfig(height=32, width=32, camera_encoding="plucker"))
     argv = ["eval", "--model", model_dir, "--plucker-model", plucker, "--synth-clips", 1, "--no-re10k"]
     argv += ["--no-baselines", "--generation-clips", 1, "--generate-steps", 1, "--heldout-clips", 2]
+    argv += ["--dl3dv", dl3dv_scene[0].parent, "--dl3dv-stride", 1]
     code, out, err = run([*argv, "--out", tmp_path / "r.json"], capsys)
     assert code == 0, err
     res = json.loads((tmp_path / "r.json").read_text())
     assert {r["method"] for r in res["pose"]} == {"raxels (ours, 2 steps)", "plucker variant (2 steps)"}
     assert set(res["heldout_synthrooms"]) == {"raxels", "plucker"}
-    assert set(res["generation"]) == {"raxels/synthrooms", "plucker/synthrooms"}
+    assert {(r["dataset"], r["frames"]) for r in res["pose"]} == {
+        (d, f) for d in ("synthrooms", "dl3dv") for f in ("dense", "sparse")
+    }
+    assert all(r["clips"] == 1 and r["failed"] == 0 for r in res["pose"])
+    assert set(res["generation"]) == {f"{m}/{d}" for m in ("raxels", "plucker") for d in ("synthrooms", "dl3dv")}
     assert "RotErr_true_video" in res["generation"]["raxels/synthrooms"]

@@ -1,1 +1,1 @@
-"""Data sets: SynthRooms (the embedded default) and RealEstate10K clips."""
+"""Data sets: SynthRooms (the embedded default), RealEstate10K clips and DL3DV scenes."""

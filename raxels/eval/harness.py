@@ -1,6 +1,7 @@
 """Side-by-side evaluation: every pose method on the same clips, dense (16 frames) and sparse (4 frames), on
-SynthRooms (held-out seeds) and the real RealEstate10K clips in ../shared. Accuracy, wall time per clip and how
-often a method returns no poses; plus generation metrics (PSNR, SSIM, FID, camera-control error) for models."""
+SynthRooms (held-out seeds), the real RealEstate10K clips in ../shared and DL3DV scenes if given. Accuracy, wall
+time per clip and how often a method returns no poses; plus generation metrics (PSNR, SSIM, FID, camera-control
+error) for models."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch import Tensor
 from ..cameras import Cameras, canonicalise
 from ..data.batches import HELD_OUT_SEED_START
 from ..data.clips import resize_clip
+from ..data.dl3dv import dl3dv_scenes, load_dl3dv_clip
 from ..data.realestate10k import load_re10k_clip, shared_clip_pairs
 from ..data.synthrooms import SynthRoomsConfig, synth_clip
 from ..tasks import Pipeline, estimate_trajectory, generate_video
@@ -48,6 +50,14 @@ def re10k_clips(frames: int = 16) -> Iterator[EvalClip]:
     for vid, pose in shared_clip_pairs():
         c = load_re10k_clip(vid, pose)
         yield EvalClip(vid.stem, c.frames[:frames], c.cameras.frames(slice(0, frames)))
+
+
+def dl3dv_clips(root, frames: int = 16, stride: int = 4, image_dir: str = "") -> Iterator[EvalClip]:
+    """One clip per DL3DV scene under `root`: `frames` frames from its first, `stride` apart (DL3DV scenes are dense
+    video; stride 4 spaces them roughly as the 8 fps RealEstate10K clips are)."""
+    for scene in dl3dv_scenes(root):
+        c = load_dl3dv_clip(scene, frames, stride, image_dir=image_dir)
+        yield EvalClip(scene.name, c.frames, c.cameras)
 
 
 def model_method(pipe: Pipeline, steps: int = 2) -> Callable[[EvalClip], Tensor | None]:
