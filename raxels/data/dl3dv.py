@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from ..cameras import Cameras
 from ..errors import InputError
 from ..io.image import read_image
 from ..io.nerfstudio import read_transforms
@@ -51,7 +50,7 @@ def load_dl3dv_clip(
             )
         cams = cams.resized(H, W)
     clip = torch.stack(images)
-    cams = Cameras(cams.K.to(clip.dtype), cams.c2w.to(clip.dtype), H, W)
+    cams = cams.to(clip.dtype)
     if size is not None:
         clip, cams = resize_clip(clip, cams, *size)
     return VideoClip(clip, cams, scene.name)
