@@ -170,11 +170,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "eval_no_dl3dv": ["eval", "--model", model_dir, "--dl3dv", bad, "--out", tmp_path / "o.json"],
         "train_size": ["train", "--steps", 1, "--height", 36, "--out", tmp_path / "o"],
         "out_folder_is_a_file": ["estimate", d / "clip.mp4", "--out", bad / "a_file", "--model", model_dir],
-        "out_file_is_a_folder": ["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out"],
-        "out_not_mp4": ["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out"],
+        "out_file_is_a_folder": [
+            "generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", bad / "a_folder.mp4"
+        ],
+        "out_not_mp4": ["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", tmp_path / "o.avi"],
         "out_under_a_file": ["joint", d / "first.png", "--out", bad / "a_file" / "o", "--model", model_dir],
     }[case]
-    argv += {"out_file_is_a_folder": [bad / "a_folder.mp4"], "out_not_mp4": [tmp_path / "o.avi"]}.get(case, [])
     code, out, err = run(argv, capsys)
     assert code == 2
     assert err.startswith("raxels: error: ") and err.count("\n") == 1, err
