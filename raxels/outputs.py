@@ -16,8 +16,7 @@ def write_camera_outputs(
     """cameras.txt (RealEstate10K, timestamps of frames at `fps`: the video the cameras belong to),
     transforms.json (nerfstudio), colmap/ (COLMAP text), trajectory.png."""
     folder = Path(folder)
-    timestamps = [round(i * 1e6 / fps) for i in range(cams.c2w.shape[1])]
-    write_re10k(folder / "cameras.txt", cams, timestamps)
+    write_re10k(folder / "cameras.txt", cams, fps=fps)
     write_transforms(folder / "transforms.json", cams)
     write_colmap_text(folder / "colmap", cams)
     trajs = {"estimated": cams} if reference is None else {"estimated": cams, "true": reference}

@@ -78,10 +78,13 @@ def normalised_to_pixel_intrinsics(fx_n, fy_n, cx_n, cy_n, height: int, width: i
     return intrinsics(fx, fy, cx, cy)
 
 
-def write_re10k(path: str | os.PathLike, cams: Cameras, timestamps: list[int] | None = None, url: str = "") -> None:
-    """Write batch element 0 of `cams`; intrinsics are normalised by the cameras' own frame (square pixels)."""
+def write_re10k(
+    path: str | os.PathLike, cams: Cameras, timestamps: list[int] | None = None, url: str = "", fps: float = 30.0
+) -> None:
+    """Write batch element 0 of `cams`; intrinsics are normalised by the cameras' own frame (square pixels).
+    Without `timestamps`, frame i is stamped i / fps seconds (in microseconds)."""
     F = cams.c2w.shape[1]
-    ts = timestamps if timestamps is not None else [int(i * 1e6 / 30) for i in range(F)]
+    ts = timestamps if timestamps is not None else [int(i * 1e6 / fps) for i in range(F)]
     if len(ts) != F:
         raise InputError(f"{path}: {len(ts)} timestamps for {F} cameras")
     K, w2c = cams.K[0].double(), invert_rigid(cams.c2w[0].double())
