@@ -28,6 +28,7 @@ from .errors import InputError
 from .flow import TaskMask, sample, task_mask
 from .model import RaxelsDiT
 from .raxels import raxels_to_cameras
+from .subsets import interleaved_subsets, merge_subsets, own_subset
 
 PIPELINE_FILE = "pipeline.json"
 
@@ -166,10 +167,34 @@ def _decode_cameras(pipe: Pipeline, raxel_latents: Tensor) -> tuple[Cameras, Ten
 
 @torch.no_grad()
 def estimate_trajectory(
-    pipe: Pipeline, video: Tensor, steps: int = 2, generator: torch.Generator | None = None, on_step=None
+    pipe: Pipeline,
+    video: Tensor,
+    steps: int = 2,
+    generator: torch.Generator | None = None,
+    on_step=None,
+    window: int | None = None,
 ):
-    """video [B,F,3,H,W] in [-1, 1] -> (canonical Cameras, decoded raxel images [B,F,3,H,W])."""
+    """video [B,F,3,H,W] in [-1, 1] -> (canonical Cameras, decoded raxel images [B,F,3,H,W]).
+
+    A clip longer than `window` frames (default: the longest clip the model was trained on) is estimated as
+    interleaved subsets of at most that length, all in one sampler batch, and merged (`subsets.py`); each frame's
+    raxel image is then its own subset's, whose origins are in that subset's scale."""
     video = _check_frames(pipe, video, "video")
+    B, F = video.shape[:2]
+    plan = interleaved_subsets(F, window or max(pipe.cfg.train_frames))
+    if len(plan) == 1:
+        return _estimate_clips(pipe, video, steps, generator, on_step)
+    S, L = len(plan), len(plan[0])
+    parts = video[:, torch.tensor(plan)].transpose(0, 1).reshape(S * B, L, *video.shape[2:])
+    cams, raxels = _estimate_clips(pipe, parts, steps, generator, on_step)
+    c2w, K = merge_subsets(cams.c2w.view(S, B, L, 4, 4), cams.K.view(S, B, L, 3, 3), plan, F)
+    subset, position = own_subset(F, plan)
+    raxels = raxels.view(S, B, L, *raxels.shape[2:])[subset, :, position].transpose(0, 1)
+    canon, _ = canonicalise(Cameras(K, c2w, cams.height, cams.width))  # farthest centre back at distance 1
+    return canon, raxels
+
+
+def _estimate_clips(pipe: Pipeline, video: Tensor, steps: int, generator, on_step) -> tuple[Cameras, Tensor]:
     B, F = video.shape[:2]
     v0 = pipe.codec.encode_video(video)
     r0 = _blank_camera_latents(pipe, B, F)

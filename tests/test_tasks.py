@@ -5,6 +5,7 @@ from raxels.cameras import canonicalise, relative_rotation_deg
 from raxels.codec import PixelCodec
 from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
 from raxels.model import build_model, model_config
+from raxels.flow import sample
 from raxels.plucker import cameras_to_plucker, plucker_to_cameras
 from raxels.tasks import (
     Pipeline,
@@ -34,6 +35,31 @@ def test_estimate_returns_canonical_cameras(pipe, clip):
     cams, raxels = estimate_trajectory(pipe, clip.frames, steps=2, generator=torch.Generator().manual_seed(0))
     assert cams.c2w.shape == (1, 6, 4, 4) and raxels.shape == (1, 6, 3, 32, 32)
     assert (cams.height, cams.width) == (32, 32)
+
+
+def test_estimate_splits_a_clip_longer_than_training_clips(pipe, clip, monkeypatch):
+    import raxels.tasks
+
+    seen = []
+
+    def spy(model, video0, raxel0, *args, **kwargs):
+        seen.append((video0.clone(), raxel0.shape))
+        return sample(model, video0, raxel0, *args, **kwargs)
+
+    monkeypatch.setattr(raxels.tasks, "sample", spy)
+    video = torch.cat([clip.frames, clip.frames.flip(0)])[None].expand(2, -1, -1, -1, -1)  # 12 frames, B = 2
+    cams, raxels = estimate_trajectory(pipe, video, 1, torch.Generator().manual_seed(0), window=4)
+    # 12 frames in windows of 4: 4 subsets of 4 frames each ({0, 1, 5, 9}, {0, 2, 6, 10}, ...), one batch of 8.
+    (v0, r_shape), = seen
+    assert r_shape[0] == 8 and r_shape[2] == 4
+    assert torch.equal(v0[2], pipe.codec.encode_video(video[:1, [0, 2, 6, 10]])[0])  # subset 1 of clip 0
+    assert cams.c2w.shape == (2, 12, 4, 4) and raxels.shape == (2, 12, 3, 32, 32)
+    torch.testing.assert_close(cams.c2w[:, 0], torch.eye(4, dtype=cams.c2w.dtype).expand(2, 4, 4))
+    assert torch.allclose(cams.centres.norm(dim=-1).amax(1), torch.ones(2, dtype=cams.c2w.dtype))
+    # Long enough a window: the whole clip in one pass, as before.
+    seen.clear()
+    estimate_trajectory(pipe, video, 1, torch.Generator().manual_seed(0), window=12)
+    assert seen[0][1][0] == 2 and seen[0][1][2] == 12
 
 
 def test_generate_keeps_the_input_frame(pipe, clip):

@@ -1,0 +1,70 @@
+"""Pose estimation on clips longer than the model's training clips: the whole clip in one pass against interleaved
+subsets of training length (`raxels/subsets.py`, what `estimate_trajectory` does by default). Prints one JSON line
+per setting (the README's "Long clips").
+
+SynthRooms clips of F frames show the same motion as 16-frame ones, sampled more densely; the real ones are the
+25-frame RealEstate10K clips in ../shared (384x256 at 8 fps). 2 denoising steps, the shipped model unless --model.
+
+    .venv/bin/python experiments/long_clips.py [--clips 40] [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from raxels.data.batches import HELD_OUT_SEED_START, synthrooms_batch
+from raxels.data.clips import resize_clip
+from raxels.data.realestate10k import load_re10k_clip, shared_clip_pairs
+from raxels.data.synthrooms import SynthRoomsConfig
+from raxels.eval.pose import pose_metrics
+from raxels.paths import DEFAULT_MODEL
+from raxels.tasks import Pipeline, estimate_trajectory
+
+
+def _estimates(pipe: Pipeline, batches, whole: bool) -> tuple[dict, float]:
+    pred, gt, seconds = [], [], 0.0
+    for frames, c2w in batches:
+        t0 = time.perf_counter()
+        window = frames.shape[1] if whole else None
+        cams, _ = estimate_trajectory(pipe, frames, 2, torch.Generator().manual_seed(0), window=window)
+        seconds += time.perf_counter() - t0
+        pred.append(cams.c2w.double())
+        gt.append(c2w.double())
+    m = pose_metrics(torch.cat(pred), torch.cat(gt))
+    return {k: round(m[k], 3) for k in ("RRA@15", "AUC@30", "mean_rot_err_deg")}, seconds / len(torch.cat(gt))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clips", type=int, default=40, help="held-out SynthRooms clips per length")
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    args = ap.parse_args()
+    pipe = Pipeline.from_pretrained(args.model)
+    H, W = pipe.cfg.height, pipe.cfg.width
+    sets = {}
+    for F in (16, 24, 32, 64):
+        cfg = SynthRoomsConfig(frames=F, height=H, width=W)
+        seeds = list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + args.clips))
+        batches = [synthrooms_batch(seeds[i : i + 10], cfg) for i in range(0, len(seeds), 10)]
+        sets[f"synthrooms-{F}"] = [(b.frames, b.cameras.c2w) for b in batches]
+    real = []
+    for vid, pose in shared_clip_pairs():
+        clip = load_re10k_clip(vid, pose)
+        if clip.frames.shape[0] > max(pipe.cfg.train_frames):
+            frames, _ = resize_clip(clip.frames, clip.cameras, H, W)
+            real.append((frames[None], clip.cameras.c2w.reshape(1, -1, 4, 4)))
+    if real:
+        sets[f"realestate10k-{real[0][0].shape[1]}"] = real
+    for name, batches in sets.items():
+        for whole in (True, False):
+            metrics, s_per_clip = _estimates(pipe, batches, whole)
+            row = {"clips": name, "method": "whole clip" if whole else "subsets", **metrics}
+            print(json.dumps({**row, "s_per_clip": round(s_per_clip, 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
