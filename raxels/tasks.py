@@ -187,6 +187,7 @@ def estimate_trajectory(
     S, L = len(plan), len(plan[0])
     parts = video[:, torch.tensor(plan)].transpose(0, 1).reshape(S * B, L, *video.shape[2:])
     cams, raxels = _estimate_clips(pipe, parts, steps, generator, on_step)
+    cams, _ = canonicalise(cams)  # each subset's decoded frame 0 exactly the identity, which the merge assumes
     c2w, K = merge_subsets(cams.c2w.view(S, B, L, 4, 4), cams.K.view(S, B, L, 3, 3), plan, F)
     subset, position = own_subset(F, plan)
     raxels = raxels.view(S, B, L, *raxels.shape[2:])[subset, :, position].transpose(0, 1)
