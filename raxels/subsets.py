@@ -1,8 +1,8 @@
 """Clips longer than the model was trained on, as interleaved subsets of a length it knows.
 
 A clip of F frames becomes S subsets of equal length <= `window`: each holds frame 0 and every S-th frame after it
-(frames 1, 1+S, ... in the first, 2, 2+S, ... in the second), so each spans the whole clip at the frame spacing of
-training clips, and all share frame 0 as their canonical first camera. Estimated separately, their trajectories
+(frames 1, 1+S, ... in the first, 2, 2+S, ... in the second), so each spans the whole clip as a clip of training
+length would, and all share frame 0 as their canonical first camera. Estimated separately, their trajectories
 then differ only in scale (each is normalised so that its own farthest centre is at distance 1); `merge_subsets`
 fits each subset's scale to the first subset's trajectory and interleaves the frames back.
 
@@ -35,16 +35,15 @@ def interleaved_subsets(frames: int, window: int) -> list[list[int]]:
 
 
 def own_subset(frames: int, subsets: list[list[int]]) -> tuple[Tensor, Tensor]:
-    """For each frame, the subset whose own frame it is and its position there: (subset [F], position [F]).
+    """For each frame, the first subset that holds it and its position there: (subset [F], position [F]).
 
-    Frame 0 belongs to the first subset; the last frame, which short subsets borrow, to the one it was dealt to."""
+    Frame 0 is in all of them, the last frame also in the short subsets that borrow it, which come after the one it
+    was dealt to: the first holder is the subset each frame was dealt to."""
     subset = torch.zeros(frames, dtype=torch.long)
     position = torch.zeros(frames, dtype=torch.long)
-    S = len(subsets)
-    for s, idx in enumerate(subsets):
+    for s, idx in reversed(list(enumerate(subsets))):  # earlier subsets overwrite later ones
         for p, j in enumerate(idx):
-            if j > 0 and (j - 1) % S == s:
-                subset[j], position[j] = s, p
+            subset[j], position[j] = s, p
     return subset, position
 
 

@@ -181,7 +181,7 @@ def estimate_trajectory(
     raxel image is then its own subset's, whose origins are in that subset's scale."""
     video = _check_frames(pipe, video, "video")
     B, F = video.shape[:2]
-    plan = interleaved_subsets(F, window or max(pipe.cfg.train_frames))
+    plan = interleaved_subsets(F, max(pipe.cfg.train_frames) if window is None else window)
     if len(plan) == 1:
         return _estimate_clips(pipe, video, steps, generator, on_step)
     S, L = len(plan), len(plan[0])

@@ -19,6 +19,8 @@ def test_plan_covers_every_frame_once_in_equal_subsets(frames, window):
         assert plan == [list(range(frames))]
     subset, position = own_subset(frames, plan)
     assert [plan[s][p] for s, p in zip(subset.tolist(), position.tolist())] == list(range(frames))
+    # Each frame but 0 is dealt to one subset, in turn: its own subset is (j - 1) % S.
+    assert subset[1:].tolist() == [(j - 1) % len(plan) for j in range(1, frames)]
     # Every subset spans the clip: its frames are S apart, as a training clip's are 1 apart.
     assert all(p[-1] >= frames - len(plan) for p in plan)
 

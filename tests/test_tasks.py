@@ -99,6 +99,8 @@ def test_bad_inputs(pipe, clip):
         estimate_trajectory(pipe, torch.zeros(4, 3, 16, 16))
     with pytest.raises(ValueError, match="NaN"):
         estimate_trajectory(pipe, torch.full((4, 3, 32, 32), float("nan")))
+    with pytest.raises(ValueError, match="window"):
+        estimate_trajectory(pipe, clip.frames, window=0)
     with pytest.raises(ValueError, match="input images"):
         generate_video(pipe, clip.frames[None], clip.cameras)
 
