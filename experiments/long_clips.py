@@ -20,6 +20,7 @@ from raxels.data.batches import HELD_OUT_SEED_START, synthrooms_batch
 from raxels.data.clips import resize_clip
 from raxels.data.realestate10k import load_re10k_clip, shared_clip_pairs
 from raxels.data.synthrooms import SynthRoomsConfig
+from raxels.eval.harness import baseline_methods
 from raxels.eval.pose import pose_metrics
 from raxels.paths import DEFAULT_MODEL
 from raxels.tasks import Pipeline, estimate_trajectory
@@ -51,12 +52,13 @@ def main() -> None:
         seeds = list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + args.clips))
         batches = [synthrooms_batch(seeds[i : i + 10], cfg) for i in range(0, len(seeds), 10)]
         sets[f"synthrooms-{F}"] = [(b.frames, b.cameras.c2w) for b in batches]
-    real = []
+    real, full_size = [], []
     for vid, pose in shared_clip_pairs():
         clip = load_re10k_clip(vid, pose)
         if clip.frames.shape[0] > max(pipe.cfg.train_frames):
             frames, _ = resize_clip(clip.frames, clip.cameras, H, W)
             real.append((frames[None], clip.cameras.c2w.reshape(1, -1, 4, 4)))
+            full_size.append(clip)
     if real:
         sets[f"realestate10k-{real[0][0].shape[1]}"] = real
     for name, batches in sets.items():
@@ -64,6 +66,19 @@ def main() -> None:
             metrics, s_per_clip = _estimates(pipe, batches, whole)
             row = {"clips": name, "method": "whole clip" if whole else "subsets", **metrics}
             print(json.dumps({**row, "s_per_clip": round(s_per_clip, 3)}), flush=True)
+        # The static camera: how much of RRA@15 slow turns give for nothing.
+        gt = torch.cat([c2w.double() for _, c2w in batches])
+        m = pose_metrics(torch.eye(4, dtype=torch.float64).expand_as(gt).clone(), gt)
+        print(json.dumps({"clips": name, "method": "static camera", "RRA@15": round(m["RRA@15"], 3)}), flush=True)
+    # COLMAP on the real clips at full size, a clip it fails on left out (counted).
+    colmap = baseline_methods()["colmap"]
+    posed = [(colmap(c), c) for c in full_size]
+    ok = [(p, c.cameras.c2w.reshape(-1, 4, 4)) for p, c in posed if p is not None]
+    if ok:
+        m = pose_metrics(torch.stack([p.double() for p, _ in ok]), torch.stack([g.double() for _, g in ok]))
+        row = {k: round(m[k], 3) for k in ("RRA@15", "AUC@30", "mean_rot_err_deg")}
+        print(json.dumps({"clips": f"realestate10k-{real[0][0].shape[1]}", "method": "colmap", **row,
+                          "failed": len(posed) - len(ok)}), flush=True)
 
 
 if __name__ == "__main__":
