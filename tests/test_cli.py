@@ -60,6 +60,15 @@ def test_estimate_writes_all_formats(model_dir, clip_files, tmp_path, capsys):
     assert read_cameras(tmp_path / "est" / "transforms.json").width == 64
 
 
+def test_estimate_a_clip_longer_than_the_model_was_trained_on(model_dir, tmp_path, capsys):
+    clip = synth_clip(6, SynthRoomsConfig(frames=13, height=32, width=32))  # the test model's train_frames: (8,)
+    write_video(tmp_path / "long.mp4", clip.frames, fps=8)
+    code, _, err = run(["estimate", tmp_path / "long.mp4", "--out", tmp_path / "est", "--model", model_dir], capsys)
+    assert code == 0, err
+    cams = read_re10k(tmp_path / "est" / "cameras.txt", 32, 32).cameras
+    assert cams.c2w.shape[1] == 13 and torch.isfinite(cams.c2w).all()
+
+
 def test_generate_joint_consistency(model_dir, clip_files, tmp_path, capsys):
     d, clip = clip_files
     code, _, err = run(
