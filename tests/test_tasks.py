@@ -4,8 +4,8 @@ import torch
 from raxels.cameras import canonicalise, relative_rotation_deg
 from raxels.codec import PixelCodec
 from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
-from raxels.model import build_model, model_config
 from raxels.flow import sample
+from raxels.model import build_model, model_config
 from raxels.plucker import cameras_to_plucker, plucker_to_cameras
 from raxels.tasks import (
     Pipeline,
