@@ -139,6 +139,9 @@ def estimate(
     precision: str = PRECISION,
     steps: int = typer.Option(2, help="Denoising steps (2 is best for poses)."),
     seed: int = typer.Option(0),
+    window: int = typer.Option(
+        None, help="Longest subset of frames run at once (default: the model's longest training clip)."
+    ),
 ) -> None:
     """Video -> camera trajectory (RealEstate10K txt, transforms.json, COLMAP text, trajectory plot)."""
     import torch
@@ -152,7 +155,7 @@ def estimate(
     pipe = _pipeline(model, precision)
     frames, (H, W), fps = _load_video(pipe, video)
     with _Steps("estimating poses", steps) as bar:
-        cams, raxels = estimate_trajectory(pipe, frames, steps, torch.Generator().manual_seed(seed), bar)
+        cams, raxels = estimate_trajectory(pipe, frames, steps, torch.Generator().manual_seed(seed), bar, window)
     cams = unresize_cameras(cams, int(H), int(W))
     with staged_dir(out) as tmp:
         files = write_camera_outputs(tmp, cams, title=video.name, fps=fps)

@@ -67,6 +67,10 @@ def test_estimate_a_clip_longer_than_the_model_was_trained_on(model_dir, tmp_pat
     assert code == 0, err
     cams = read_re10k(tmp_path / "est" / "cameras.txt", 32, 32).cameras
     assert cams.c2w.shape[1] == 13 and torch.isfinite(cams.c2w).all()
+    # --window 13 runs it whole instead: other noise draws, other cameras.
+    argv = ["estimate", tmp_path / "long.mp4", "--out", tmp_path / "whole", "--model", model_dir, "--window", 13]
+    assert run(argv, capsys)[0] == 0
+    assert not torch.allclose(read_re10k(tmp_path / "whole" / "cameras.txt", 32, 32).cameras.c2w, cams.c2w)
 
 
 def test_generate_joint_consistency(model_dir, clip_files, tmp_path, capsys):
@@ -132,6 +136,7 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "out_file_is_a_folder",
         "out_not_mp4",
         "out_under_a_file",
+        "window_one",
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
@@ -184,6 +189,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         ],
         "out_not_mp4": ["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", tmp_path / "o.avi"],
         "out_under_a_file": ["joint", d / "first.png", "--out", bad / "a_file" / "o", "--model", model_dir],
+        "window_one": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", model_dir, "--window", 1],
     }[case]
     code, out, err = run(argv, capsys)
     assert code == 2
