@@ -13,7 +13,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from raxels.flow import flow_matching_loss, task_mask
-from raxels.train import TrainConfig, build
+from raxels.train import build
+from raxels.train_config import TrainConfig
 
 
 def matmul_peak(n: int = 2048, reps: int = 10) -> float:

@@ -53,7 +53,7 @@ def train(
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:
     """Train RaxelsDiT (accelerate; run under `accelerate launch` or `torchrun` for several processes)."""
-    from .train import PRESETS, TrainConfig
+    from .train_config import PRESETS, TrainConfig
     from .train import train as run_train
 
     if data != "synthrooms":
@@ -363,19 +363,7 @@ def evaluate(
         ),
     )
     table = Table(title="pose estimation")
-    cols = [
-        "dataset",
-        "frames",
-        "method",
-        "RRA@15",
-        "RRA@30",
-        "RTA@15",
-        "RTA@30",
-        "AUC@30",
-        "ATE",
-        "s_per_clip",
-        "fail_rate",
-    ]
+    cols = "dataset frames method RRA@15 RRA@30 RTA@15 RTA@30 AUC@30 ATE s_per_clip fail_rate".split()
     for c in cols:
         table.add_column(c)
     for r in rows:

@@ -27,7 +27,7 @@ def test_checkpoint_files():
 
 
 def test_make_checkpoint_presets_are_what_trained_the_shipped_model():
-    from raxels.train import PRESETS, TrainConfig
+    from raxels.train_config import PRESETS, TrainConfig
 
     for preset, name in (("checkpoint", "train_config.json"), ("checkpoint-finetune", "finetune_config.json")):
         shipped = asdict(TrainConfig.from_dict(json.loads((DEFAULT_MODEL / name).read_text())))

@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from raxels.train import CKPT_NAME, TrainConfig, train
+from raxels.train import CKPT_NAME, train
+from raxels.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = [sys.executable, str(ROOT / "tests" / "train_worker.py")]

@@ -3,7 +3,8 @@
 import json
 import sys
 
-from raxels.train import TrainConfig, train
+from raxels.train import train
+from raxels.train_config import TrainConfig
 
 if __name__ == "__main__":
     cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
