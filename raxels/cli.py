@@ -171,6 +171,9 @@ def generate(
     precision: str = PRECISION,
     steps: int = typer.Option(20),
     seed: int = typer.Option(0),
+    window: int = typer.Option(
+        None, help="Longest window of frames sampled at once (default: the model's longest training clip)."
+    ),
 ) -> None:
     """Image + trajectory -> video along the trajectory."""
     import torch
@@ -179,7 +182,7 @@ def generate(
     from .io import read_cameras, read_image, write_video
     from .io.atomic import check_output
     from .io.video import upscale_for_viewing
-    from .tasks import generate_video
+    from .tasks import generate_video, generation_windows
 
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the output is an mp4 video; name it .mp4")
@@ -191,8 +194,9 @@ def generate(
         raise InputError(f"{trajectory}: need at least 2 cameras")
     cams = resize_cameras(cams, pipe.cfg.height, pipe.cfg.width)
     frames = resize_frames(img, pipe.cfg.height, pipe.cfg.width)
-    with _Steps("generating video", steps) as bar:
-        video = generate_video(pipe, frames[None, None], cams, steps, torch.Generator().manual_seed(seed), bar)
+    g = torch.Generator().manual_seed(seed)
+    with _Steps("generating video", steps * len(generation_windows(pipe, cams.c2w.shape[1], 1, window))) as bar:
+        video = generate_video(pipe, frames[None, None], cams, steps, g, bar, window)
     write_video(out, upscale_for_viewing(video[0]))
     print(f"wrote {out} ({video.shape[1]} frames)")
 
@@ -255,12 +259,13 @@ def consistency(
     from .io.atomic import check_output, staged_dir
     from .io.video import upscale_for_viewing
     from .outputs import write_camera_outputs
-    from .tasks import self_consistency
+    from .tasks import generation_windows, self_consistency
 
     check_output(out, folder=True)
     pipe = _pipeline(model, precision)
     frames, _, fps = _load_video(pipe, video)
-    with _Steps("estimate -> regenerate -> estimate", 2 * estimate_steps + generate_steps) as bar:
+    total = 2 * estimate_steps + generate_steps * len(generation_windows(pipe, frames.shape[0]))
+    with _Steps("estimate -> regenerate -> estimate", total) as bar:
         res = self_consistency(pipe, frames, estimate_steps, generate_steps, torch.Generator().manual_seed(seed), bar)
     with staged_dir(out) as tmp:
         write_video(tmp / "regenerated.mp4", upscale_for_viewing(res["video_regenerated"][0]), fps)

@@ -21,14 +21,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .cameras import Cameras, canonicalise, intrinsics
+from .cameras import Cameras, canonicalise, intrinsics, invert_rigid
 from .codec import LatentCodec, PixelCodec
 from .data.batches import CAMERA_CHANNELS, camera_images
 from .errors import InputError
 from .flow import TaskMask, sample, task_mask
 from .model import RaxelsDiT
 from .raxels import raxels_to_cameras
-from .subsets import interleaved_subsets, merge_subsets, own_subset
+from .subsets import consecutive_windows, interleaved_subsets, merge_subsets, own_subset
 
 PIPELINE_FILE = "pipeline.json"
 
@@ -225,8 +225,13 @@ def generate_video(
     steps: int = 20,
     generator: torch.Generator | None = None,
     on_step=None,
+    window: int | None = None,
 ) -> Tensor:
-    """Input image(s) [B,k,3,H,W] + a trajectory of F cameras (any world frame) -> video [B,F,3,H,W]."""
+    """Input image(s) [B,k,3,H,W] + a trajectory of F cameras (any world frame) -> video [B,F,3,H,W].
+
+    A trajectory longer than `window` frames (default: the longest clip the model was trained on) is generated in
+    `generation_windows`, each from the last frame of the one before, its cameras relative to that frame at the
+    whole trajectory's canonical scale."""
     images = _check_frames(pipe, images, "images")
     if (cameras.height, cameras.width) != (pipe.cfg.height, pipe.cfg.width):
         cameras = cameras.resized(pipe.cfg.height, pipe.cfg.width)
@@ -234,7 +239,27 @@ def generate_video(
     B, F = images.shape[0], canon.c2w.shape[1]
     if canon.c2w.shape[0] not in (1, B):
         raise ValueError(f"{canon.c2w.shape[0]} trajectories for {B} image sets")
-    r0 = _camera_latents(pipe, canon).expand(B, -1, -1, -1, -1)
+    video = images
+    for start, end in generation_windows(pipe, F, images.shape[1], window):
+        part = canon.frames(slice(start, end))
+        if start > 0:  # the window's first camera becomes the identity; the scale stays the whole trajectory's
+            part = Cameras(part.K, invert_rigid(part.c2w[:, :1]) @ part.c2w, part.height, part.width)
+        given = images if start == 0 else video[:, start : start + 1]
+        video = torch.cat([video[:, :start], _generate_clip(pipe, given, part, steps, generator, on_step)], 1)
+    return video
+
+
+def generation_windows(
+    pipe: Pipeline, frames: int, inputs: int = 1, window: int | None = None
+) -> list[tuple[int, int]]:
+    """The [start, end) frame spans `generate_video` samples one after another (one span up to `window` frames)."""
+    return consecutive_windows(frames, max(pipe.cfg.train_frames) if window is None else window, inputs)
+
+
+def _generate_clip(pipe: Pipeline, images: Tensor, cams: Cameras, steps: int, generator, on_step) -> Tensor:
+    """One sampler pass; cams [1 or B, F] with the first camera the identity, at any scale."""
+    B, F = images.shape[0], cams.c2w.shape[1]
+    r0 = _camera_latents(pipe, cams).expand(B, -1, -1, -1, -1)
     v0, cond = _video_latents_with_inputs(pipe, images, F)
     mask = task_mask("generate", B, v0.shape[2], F, cond_video=cond)
     v, _ = _run(pipe, v0, r0, mask, steps, generator, on_step)

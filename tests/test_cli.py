@@ -60,7 +60,7 @@ def test_estimate_writes_all_formats(model_dir, clip_files, tmp_path, capsys):
     assert read_cameras(tmp_path / "est" / "transforms.json").width == 64
 
 
-def test_estimate_a_clip_longer_than_the_model_was_trained_on(model_dir, tmp_path, capsys):
+def test_estimate_and_generate_a_clip_longer_than_the_model_was_trained_on(model_dir, tmp_path, capsys):
     clip = synth_clip(6, SynthRoomsConfig(frames=13, height=32, width=32))  # the test model's train_frames: (8,)
     write_video(tmp_path / "long.mp4", clip.frames, fps=8)
     code, _, err = run(["estimate", tmp_path / "long.mp4", "--out", tmp_path / "est", "--model", model_dir], capsys)
@@ -71,6 +71,14 @@ def test_estimate_a_clip_longer_than_the_model_was_trained_on(model_dir, tmp_pat
     argv = ["estimate", tmp_path / "long.mp4", "--out", tmp_path / "whole", "--model", model_dir, "--window", 13]
     assert run(argv, capsys)[0] == 0
     assert not torch.allclose(read_re10k(tmp_path / "whole" / "cameras.txt", 32, 32).cameras.c2w, cams.c2w)
+    # Generation along those 13 cameras, in windows (8 + 6 frames) and whole: every frame written either way (the
+    # untrained test model's frames do not tell the two apart; test_tasks checks the windows).
+    write_re10k(tmp_path / "long.txt", clip.cameras)
+    write_image(tmp_path / "first.png", clip.frames[0])
+    for name, extra in (("windows.mp4", []), ("whole.mp4", ["--window", 13])):
+        argv = ["generate", tmp_path / "first.png", "--trajectory", tmp_path / "long.txt", "--out", tmp_path / name]
+        assert run([*argv, "--model", model_dir, "--steps", 1, *extra], capsys)[0] == 0
+        assert read_video(tmp_path / name)[0].shape[0] == 13
 
 
 def test_generate_joint_consistency(model_dir, clip_files, tmp_path, capsys):
@@ -137,6 +145,7 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "out_not_mp4",
         "out_under_a_file",
         "window_one",
+        "generate_window_one",
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
@@ -190,6 +199,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "out_not_mp4": ["generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", tmp_path / "o.avi"],
         "out_under_a_file": ["joint", d / "first.png", "--out", bad / "a_file" / "o", "--model", model_dir],
         "window_one": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", model_dir, "--window", 1],
+        "generate_window_one": [
+            "generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", tmp_path / "o.mp4", "--window", 1
+        ],
     }[case]
     code, out, err = run(argv, capsys)
     assert code == 2

@@ -4,7 +4,7 @@ import torch
 
 from raxels.cameras import Cameras, canonicalise, project_to_rotation, rt_to_matrix
 from raxels.data.synthrooms import SynthRoomsConfig, make_trajectory
-from raxels.subsets import interleaved_subsets, merge_subsets, own_subset
+from raxels.subsets import consecutive_windows, interleaved_subsets, merge_subsets, own_subset
 from tests.conftest import random_cameras
 
 
@@ -70,3 +70,25 @@ def test_merge_of_a_pure_rotation_stays_finite():
     plan = interleaved_subsets(20, 8)
     c2w, _ = merge_subsets(*_subset_estimates(cams, plan), plan, 20)
     assert torch.isfinite(c2w).all() and c2w[..., :3, 3].abs().max() == 0
+
+
+@pytest.mark.parametrize("frames", [2, 5, 16, 17, 31, 32, 64, 100])
+@pytest.mark.parametrize("window", [2, 4, 16])
+@pytest.mark.parametrize("given", [1, 2, 20])
+def test_windows_chain_on_their_last_frame_and_cover_the_clip(frames, window, given):
+    given = min(given, frames - 1)
+    spans = consecutive_windows(frames, window, given)
+    assert spans[0][0] == 0 and spans[-1][1] == frames
+    assert spans[0][1] > given  # the given frames and at least one to generate
+    assert all(b[0] == a[1] - 1 for a, b in zip(spans, spans[1:]))  # each starts on the last frame before it
+    assert all(2 <= e - s <= window for s, e in spans[1:]) and spans[0][1] == min(frames, max(window, given + 1))
+    assert all(e - s == window for s, e in spans[1:-1])  # full windows but the last
+    if frames <= window:
+        assert spans == [(0, frames)]
+    if (frames, window, given) == (32, 16, 1):
+        assert spans == [(0, 16), (15, 31), (30, 32)]
+
+
+def test_windows_reject_a_window_below_two():
+    with pytest.raises(ValueError, match="window"):
+        consecutive_windows(10, 1)

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from raxels.cameras import canonicalise, relative_rotation_deg
+from raxels.cameras import Cameras, canonicalise, invert_rigid, relative_rotation_deg
 from raxels.codec import PixelCodec
+from raxels.data.batches import camera_images
 from raxels.data.synthrooms import SynthRoomsConfig, synth_clip
 from raxels.flow import sample
 from raxels.model import build_model, model_config
@@ -60,6 +61,42 @@ def test_estimate_splits_a_clip_longer_than_training_clips(pipe, clip, monkeypat
     seen.clear()
     estimate_trajectory(pipe, video, 1, torch.Generator().manual_seed(0), window=12)
     assert seen[0][1][0] == 2 and seen[0][1][2] == 12
+
+
+def test_generate_a_trajectory_longer_than_training_clips_in_windows(pipe, clip, monkeypatch):
+    import raxels.tasks
+
+    seen = []
+
+    def spy(model, video0, raxel0, *args, **kwargs):
+        out = sample(model, video0, raxel0, *args, **kwargs)
+        seen.append((video0.clone(), raxel0.clone(), out[0].clone()))
+        return out
+
+    monkeypatch.setattr(raxels.tasks, "sample", spy)
+    cams = Cameras(clip.cameras.K[:, [0] * 10], clip.cameras.c2w[:, [0, 1, 2, 3, 4, 5, 4, 3, 2, 1]], 32, 32)
+    video = generate_video(pipe, clip.frames[None, :1], cams, 1, torch.Generator().manual_seed(0), window=4)
+    assert video.shape == (1, 10, 3, 32, 32)
+    # 9 new frames in windows of at most 4, 3 new frames each: (0, 4), (3, 7), (6, 10).
+    assert [s[0].shape[2] for s in seen] == [4, 4, 4]
+    assert torch.allclose(video[0, 0], clip.frames[0], atol=1e-6)
+    # Each later window starts from the frame the one before generated last.
+    torch.testing.assert_close(seen[1][0][:, :, 0], seen[0][2][:, :, 3])
+    torch.testing.assert_close(seen[2][0][:, :, 0], seen[1][2][:, :, 3])
+    # Its cameras are relative to that frame's camera: the first raxel latent frame is the identity camera's.
+    identity = Cameras(cams.K[:, :1].double(), torch.eye(4, dtype=torch.float64)[None, None], 32, 32)
+    first = pipe.codec.encode_raxels(camera_images(identity).float())
+    for s in seen[1:]:
+        torch.testing.assert_close(s[1][:, :, :1], first, atol=1e-5, rtol=0)
+    # ... at the whole trajectory's scale, not rescaled to a farthest centre at 1 per window.
+    part = canonicalise(cams.to(torch.float64))[0].frames(slice(3, 7))
+    rel = Cameras(part.K, invert_rigid(part.c2w[:, :1]) @ part.c2w, 32, 32)
+    assert rel.centres.norm(dim=-1).max() < 0.9
+    torch.testing.assert_close(seen[1][1], pipe.codec.encode_raxels(camera_images(rel).float()), atol=1e-5, rtol=0)
+    # Long enough a window: one pass, as before.
+    seen.clear()
+    one = generate_video(pipe, clip.frames[None, :1], cams, 1, torch.Generator().manual_seed(0), window=10)
+    assert len(seen) == 1 and one.shape == video.shape
 
 
 def test_generate_keeps_the_input_frame(pipe, clip):
