@@ -52,6 +52,13 @@ def own_subset(frames: int, subsets: list[list[int]]) -> tuple[Tensor, Tensor]:
     return subset, position
 
 
+def own_frames(x: Tensor, subsets: list[list[int]], frames: int) -> Tensor:
+    """[S, B, L, ...] per-subset values -> [B, F, ...], each frame's taken from its own subset (`own_subset`)."""
+    subset, position = own_subset(frames, subsets)
+    # Advanced indices on dims 0 and 2 with a slice between: the frame dimension comes first.
+    return x[subset, :, position].transpose(0, 1)
+
+
 def merge_subsets(c2w: Tensor, K: Tensor, subsets: list[list[int]], frames: int) -> tuple[Tensor, Tensor]:
     """Canonical trajectories of the subsets -> one trajectory of the whole clip.
 
@@ -71,9 +78,7 @@ def merge_subsets(c2w: Tensor, K: Tensor, subsets: list[list[int]], frames: int)
         c = c2w[s, :, 1:, :3, 3]
         scale = ((target * c).sum((1, 2)) / (c * c).sum((1, 2)).clamp_min(1e-12)).clamp_min(0)
         c2w[s, :, :, :3, 3] *= scale[:, None, None]
-    subset, position = own_subset(frames, subsets)
-    # Advanced indices on dims 0 and 2 with a slice between: the frame dimension comes first.
-    return c2w[subset, :, position].transpose(0, 1), K[subset, :, position].transpose(0, 1)
+    return own_frames(c2w, subsets, frames), own_frames(K, subsets, frames)
 
 
 def consecutive_windows(frames: int, window: int, given: int = 1) -> list[tuple[int, int]]:

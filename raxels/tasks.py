@@ -28,7 +28,7 @@ from .errors import InputError
 from .flow import TaskMask, sample, task_mask
 from .model import RaxelsDiT
 from .raxels import raxels_to_cameras
-from .subsets import consecutive_windows, interleaved_subsets, merge_subsets, own_subset
+from .subsets import consecutive_windows, interleaved_subsets, merge_subsets, own_frames
 
 PIPELINE_FILE = "pipeline.json"
 
@@ -181,7 +181,7 @@ def estimate_trajectory(
     raxel image is then its own subset's, whose origins are in that subset's scale."""
     video = _check_frames(pipe, video, "video")
     B, F = video.shape[:2]
-    plan = interleaved_subsets(F, max(pipe.cfg.train_frames) if window is None else window)
+    plan = interleaved_subsets(F, _window(pipe, window))
     if len(plan) == 1:
         return _estimate_clips(pipe, video, steps, generator, on_step)
     S, L = len(plan), len(plan[0])
@@ -189,8 +189,7 @@ def estimate_trajectory(
     cams, raxels = _estimate_clips(pipe, parts, steps, generator, on_step)
     cams, _ = canonicalise(cams)  # each subset's decoded frame 0 exactly the identity, which the merge assumes
     c2w, K = merge_subsets(cams.c2w.view(S, B, L, 4, 4), cams.K.view(S, B, L, 3, 3), plan, F)
-    subset, position = own_subset(F, plan)
-    raxels = raxels.view(S, B, L, *raxels.shape[2:])[subset, :, position].transpose(0, 1)
+    raxels = own_frames(raxels.view(S, B, L, *raxels.shape[2:]), plan, F)
     canon, _ = canonicalise(Cameras(K, c2w, cams.height, cams.width))  # farthest centre back at distance 1
     return canon, raxels
 
@@ -253,7 +252,12 @@ def generation_windows(
     pipe: Pipeline, frames: int, inputs: int = 1, window: int | None = None
 ) -> list[tuple[int, int]]:
     """The [start, end) frame spans `generate_video` samples one after another (one span up to `window` frames)."""
-    return consecutive_windows(frames, max(pipe.cfg.train_frames) if window is None else window, inputs)
+    return consecutive_windows(frames, _window(pipe, window), inputs)
+
+
+def _window(pipe: Pipeline, window: int | None) -> int:
+    """The longest run of frames the model takes at once: by default the longest clip it was trained on."""
+    return max(pipe.cfg.train_frames) if window is None else window
 
 
 def _generate_clip(pipe: Pipeline, images: Tensor, cams: Cameras, steps: int, generator, on_step) -> Tensor:

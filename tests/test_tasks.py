@@ -38,21 +38,29 @@ def test_estimate_returns_canonical_cameras(pipe, clip):
     assert (cams.height, cams.width) == (32, 32)
 
 
-def test_estimate_splits_a_clip_longer_than_training_clips(pipe, clip, monkeypatch):
+@pytest.fixture
+def sampler_calls(monkeypatch):
+    """Every call of the sampler from `raxels.tasks`: (video0, raxel0, sampled video latents)."""
     import raxels.tasks
 
-    seen = []
+    calls = []
 
     def spy(model, video0, raxel0, *args, **kwargs):
-        seen.append((video0.clone(), raxel0.shape))
-        return sample(model, video0, raxel0, *args, **kwargs)
+        out = sample(model, video0, raxel0, *args, **kwargs)
+        calls.append((video0.clone(), raxel0.clone(), out[0].clone()))
+        return out
 
     monkeypatch.setattr(raxels.tasks, "sample", spy)
+    return calls
+
+
+def test_estimate_splits_a_clip_longer_than_training_clips(pipe, clip, sampler_calls):
+    seen = sampler_calls
     video = torch.cat([clip.frames, clip.frames.flip(0)])[None].expand(2, -1, -1, -1, -1)  # 12 frames, B = 2
     cams, raxels = estimate_trajectory(pipe, video, 1, torch.Generator().manual_seed(0), window=4)
     # 12 frames in windows of 4: 4 subsets of 4 frames each ({0, 1, 5, 9}, {0, 2, 6, 10}, ...), one batch of 8.
-    (v0, r_shape), = seen
-    assert r_shape[0] == 8 and r_shape[2] == 4
+    (v0, r0, _), = seen
+    assert r0.shape[0] == 8 and r0.shape[2] == 4
     assert torch.equal(v0[2], pipe.codec.encode_video(video[:1, [0, 2, 6, 10]])[0])  # subset 1 of clip 0
     assert cams.c2w.shape == (2, 12, 4, 4) and raxels.shape == (2, 12, 3, 32, 32)
     torch.testing.assert_close(cams.c2w[:, 0], torch.eye(4, dtype=cams.c2w.dtype).expand(2, 4, 4))
@@ -60,20 +68,11 @@ def test_estimate_splits_a_clip_longer_than_training_clips(pipe, clip, monkeypat
     # Long enough a window: the whole clip in one pass, as before.
     seen.clear()
     estimate_trajectory(pipe, video, 1, torch.Generator().manual_seed(0), window=12)
-    assert seen[0][1][0] == 2 and seen[0][1][2] == 12
+    assert seen[0][1].shape[0] == 2 and seen[0][1].shape[2] == 12
 
 
-def test_generate_a_trajectory_longer_than_training_clips_in_windows(pipe, clip, monkeypatch):
-    import raxels.tasks
-
-    seen = []
-
-    def spy(model, video0, raxel0, *args, **kwargs):
-        out = sample(model, video0, raxel0, *args, **kwargs)
-        seen.append((video0.clone(), raxel0.clone(), out[0].clone()))
-        return out
-
-    monkeypatch.setattr(raxels.tasks, "sample", spy)
+def test_generate_a_trajectory_longer_than_training_clips_in_windows(pipe, clip, sampler_calls):
+    seen = sampler_calls
     cams = Cameras(clip.cameras.K[:, [0] * 10], clip.cameras.c2w[:, [0, 1, 2, 3, 4, 5, 4, 3, 2, 1]], 32, 32)
     video = generate_video(pipe, clip.frames[None, :1], cams, 1, torch.Generator().manual_seed(0), window=4)
     assert video.shape == (1, 10, 3, 32, 32)
