@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from .cli_train import train
 from .errors import InputError
 from .paths import DEFAULT_MODEL
 
@@ -30,62 +31,7 @@ def demo(
     run_demo(check_output(out, folder=True), model or DEFAULT_MODEL)
 
 
-@app.command()
-def train(
-    config: str = typer.Option("tiny", help="Model size: tiny, wan-1.3b, wan-14b."),
-    data: str = typer.Option("synthrooms", help="Training data (synthrooms)."),
-    camera_encoding: str = typer.Option("raxel", help="raxel, or plucker for the ablation."),
-    preset: str = typer.Option("", help="Named settings, e.g. 'checkpoint' (the shipped model)."),
-    steps: int = typer.Option(None, help="Optimisation steps."),
-    batch_size: int = typer.Option(None, help="Global batch size."),
-    frames: int = typer.Option(None, help="Frames per clip."),
-    height: int = typer.Option(None, help="Frame height."),
-    width: int = typer.Option(None, help="Frame width."),
-    lr: float = typer.Option(None, help="Peak learning rate."),
-    log_every: int = typer.Option(None, help="Steps between log lines."),
-    ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
-    out: Path = typer.Option(None, help="Run folder (checkpoint, log, exported model)."),
-    mixed_precision: str = typer.Option(None, help="fp32, bf16 (autocast; weights stay fp32) or auto."),
-    pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
-    pose_centre_weight: float = typer.Option(None, help="Weight of the camera centres within that loss (1: equal)."),
-    init_from: Path = typer.Option(None, help="Start from another run's checkpoint.safetensors (a second stage)."),
-    seed: int = typer.Option(None, help="Seed of every random choice (default: the preset's, else 0)."),
-    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
-) -> None:
-    """Train RaxelsDiT (accelerate; run under `accelerate launch` or `torchrun` for several processes)."""
-    from .train_config import PRESETS, TrainConfig
-    from .train import train as run_train
-
-    if data != "synthrooms":
-        raise InputError(f"unknown training data {data!r}; available: synthrooms")
-    if preset and preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
-    values = dict(PRESETS.get(preset, {}))
-    values.update(model=config, data=data, camera_encoding=camera_encoding)
-    opts = dict(
-        steps=steps,
-        batch_size=batch_size,
-        frames=frames,
-        height=height,
-        width=width,
-        lr=lr,
-        log_every=log_every,
-        ckpt_every=ckpt_every,
-        out=out,
-        mixed_precision=mixed_precision,
-        pose_loss_weight=pose_loss_weight,
-        pose_centre_weight=pose_centre_weight,
-        init_from=init_from,
-        seed=seed,
-    )
-    for k, v in opts.items():
-        if v is not None:
-            values[k] = str(v) if isinstance(v, Path) else v
-    try:
-        cfg = TrainConfig.from_dict(values)
-        run_train(cfg, resume=resume)
-    except ValueError as e:
-        raise InputError(str(e)) from None
+app.command()(train)
 
 
 class _Steps:
@@ -115,10 +61,13 @@ PRECISION = typer.Option(
 )
 
 
-def _pipeline(model: Path, precision: str = "auto"):
+DEVICE = typer.Option("auto", help="cpu, cuda, cuda:1, ... or auto (the GPU if there is one).")
+
+
+def _pipeline(model: Path, precision: str = "auto", device: str = "auto"):
     from .tasks import Pipeline
 
-    return Pipeline.from_pretrained(model, precision)
+    return Pipeline.from_pretrained(model, precision, device)
 
 
 def _load_video(pipe, path: Path):
@@ -137,6 +86,7 @@ def estimate(
     out: Path = typer.Option(..., help="Output folder."),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
     precision: str = PRECISION,
+    device: str = DEVICE,
     steps: int = typer.Option(2, help="Denoising steps (2 is best for poses)."),
     seed: int = typer.Option(0),
     window: int = typer.Option(
@@ -152,7 +102,7 @@ def estimate(
     from .tasks import estimate_trajectory
 
     check_output(out, folder=True)
-    pipe = _pipeline(model, precision)
+    pipe = _pipeline(model, precision, device)
     frames, (H, W), fps = _load_video(pipe, video)
     with _Steps("estimating poses", steps) as bar:
         cams, raxels = estimate_trajectory(pipe, frames, steps, torch.Generator().manual_seed(seed), bar, window)
@@ -169,6 +119,7 @@ def generate(
     out: Path = typer.Option(Path("generated.mp4"), help="Output mp4."),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
     precision: str = PRECISION,
+    device: str = DEVICE,
     steps: int = typer.Option(20),
     seed: int = typer.Option(0),
     window: int = typer.Option(
@@ -187,7 +138,7 @@ def generate(
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the output is an mp4 video; name it .mp4")
     check_output(out, folder=False)
-    pipe = _pipeline(model, precision)
+    pipe = _pipeline(model, precision, device)
     img = read_image(image)
     cams = read_cameras(trajectory, img.shape[-2], img.shape[-1])
     if cams.c2w.shape[1] < 2:
@@ -211,6 +162,7 @@ def joint(
     ),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
     precision: str = PRECISION,
+    device: str = DEVICE,
     steps: int = typer.Option(20),
     seed: int = typer.Option(0),
 ) -> None:
@@ -227,7 +179,7 @@ def joint(
     if frames < 2:
         raise InputError("--frames must be at least 2")
     check_output(out, folder=True)
-    pipe = _pipeline(model, precision)
+    pipe = _pipeline(model, precision, device)
     img = resize_frames(read_image(image), pipe.cfg.height, pipe.cfg.width)
     K = default_intrinsics(pipe.cfg.height, pipe.cfg.width, hfov) if hfov != 0 else None
     with _Steps("generating video + trajectory", steps) as bar:
@@ -246,6 +198,7 @@ def consistency(
     out: Path = typer.Option(..., help="Output folder."),
     model: Path = typer.Option(DEFAULT_MODEL, help="Model folder."),
     precision: str = PRECISION,
+    device: str = DEVICE,
     estimate_steps: int = typer.Option(2),
     generate_steps: int = typer.Option(20),
     seed: int = typer.Option(0),
@@ -262,7 +215,7 @@ def consistency(
     from .tasks import generation_windows, self_consistency
 
     check_output(out, folder=True)
-    pipe = _pipeline(model, precision)
+    pipe = _pipeline(model, precision, device)
     frames, _, fps = _load_video(pipe, video)
     total = 2 * estimate_steps + generate_steps * len(generation_windows(pipe, frames.shape[0]))
     with _Steps("estimate -> regenerate -> estimate", total) as bar:
@@ -304,6 +257,7 @@ def evaluate(
     model: Path = typer.Option(DEFAULT_MODEL, help="Raxel model folder."),
     plucker_model: Path = typer.Option(None, help="Plücker-variant model folder (the ablation), if trained."),
     precision: str = PRECISION,
+    device: str = DEVICE,
     synth_clips: int = typer.Option(20, help="Held-out SynthRooms clips."),
     re10k: bool = typer.Option(True, help="Also the RealEstate10K clips in ../shared (if present)."),
     dl3dv: Path = typer.Option(None, help="Also DL3DV: a scene folder (transforms.json + frames) or a folder of them."),
@@ -345,10 +299,10 @@ def evaluate(
     # DL3DV is read before the models load: a bad folder fails at once.
     dl3dv_set = list(dl3dv_clips(dl3dv, stride=dl3dv_stride, image_dir=dl3dv_images)) if dl3dv is not None else []
     console = Console()
-    pipes = {"raxels": _pipeline(model, precision)}
+    pipes = {"raxels": _pipeline(model, precision, device)}
     methods = {"raxels (ours, 2 steps)": model_method(pipes["raxels"], 2)}
     if plucker_model is not None:
-        pipes["plucker"] = _pipeline(plucker_model, precision)
+        pipes["plucker"] = _pipeline(plucker_model, precision, device)
         methods["plucker variant (2 steps)"] = model_method(pipes["plucker"], 2)
     if baselines:
         methods.update(baseline_methods())

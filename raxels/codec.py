@@ -7,6 +7,7 @@ each camera is encoded as its own one-frame clip, so every camera keeps one late
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -21,6 +22,7 @@ from .errors import InputError
 class LatentCodec(ABC):
     spatial_factor: int
     temporal_factor: int
+    frame_multiple: int = 1  # clips must have 1 + k x this many frames
 
     @abstractmethod
     def latent_channels(self, image_channels: int = 3) -> int: ...
@@ -46,6 +48,10 @@ class LatentCodec(ABC):
 
     def latent_frames(self, num_frames: int) -> int:
         return (num_frames - 1) // self.temporal_factor + 1
+
+    def to(self, device) -> LatentCodec:
+        """Move any weights to `device` (latents follow their inputs' device)."""
+        return self
 
 
 # Per-channel (mean, std) of images over SynthRooms clips, so that latents have about unit variance: flow matching
@@ -99,14 +105,41 @@ class PixelCodec(LatentCodec):
         return self._decode(latents, self.camera_norm)
 
 
+CODECS = ("pixel", "wan-vae")
+# diffusers' AutoencoderKLWan encodes the first frame, then chunks of 4 frames, and drops frames beyond the last
+# whole chunk, whatever its temporal compression: clips must have 1 + 4k frames.
+WAN_FRAME_MULTIPLE = 4
+
+
+def wan_vae_factors(config) -> tuple[int, int]:
+    """(spatial, temporal) compression of a Wan VAE config (a dict or diffusers' FrozenDict).
+
+    Derived from the architecture, not the config's scale_factor_* fields, which nothing checks."""
+    return 2 ** (len(config["dim_mult"]) - 1), 2 ** sum(bool(b) for b in config["temperal_downsample"])
+
+
+def read_wan_vae_config(folder: str | os.PathLike) -> dict:
+    """The VAE folder's config.json, without loading any weights (settings are checked before a run starts)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise InputError(f"{folder}: no Wan VAE here (config.json missing); weights are never downloaded")
+    try:
+        config = json.loads(path.read_text())
+        wan_vae_factors(config)
+        int(config["z_dim"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a Wan VAE config ({type(e).__name__}: {e})") from None
+    return config
+
+
 class WanVAECodec(LatentCodec):
     """diffusers AutoencoderKLWan loaded from a local folder; latents normalised by the VAE's mean/std."""
 
+    frame_multiple = WAN_FRAME_MULTIPLE
+
     def __init__(self, vae):
         self.vae = vae.eval().requires_grad_(False)
-        # Derived from the architecture, not the config's scale_factor_* fields, which nothing checks.
-        self.spatial_factor = 2 ** (len(vae.config.dim_mult) - 1)
-        self.temporal_factor = 2 ** sum(bool(b) for b in vae.config.temperal_downsample)
+        self.spatial_factor, self.temporal_factor = wan_vae_factors(vae.config)
         z = vae.config.z_dim
         self.mean = torch.tensor(vae.config.latents_mean[:z]).view(1, z, 1, 1, 1)
         self.std = torch.tensor(vae.config.latents_std[:z]).view(1, z, 1, 1, 1)
@@ -115,10 +148,12 @@ class WanVAECodec(LatentCodec):
     def from_pretrained(cls, folder: str | os.PathLike, torch_dtype: torch.dtype = torch.float32) -> WanVAECodec:
         from diffusers import AutoencoderKLWan
 
-        folder = Path(folder)
-        if not (folder / "config.json").is_file():
-            raise InputError(f"{folder}: no Wan VAE here (config.json missing); weights are never downloaded")
-        return cls(AutoencoderKLWan.from_pretrained(folder, torch_dtype=torch_dtype, local_files_only=True))
+        read_wan_vae_config(folder)
+        return cls(AutoencoderKLWan.from_pretrained(Path(folder), torch_dtype=torch_dtype, local_files_only=True))
+
+    def to(self, device) -> WanVAECodec:
+        self.vae.to(device)
+        return self
 
     def latent_channels(self, image_channels: int = 3) -> int:
         if image_channels != 3:
@@ -136,3 +171,16 @@ class WanVAECodec(LatentCodec):
         z = latents * self.std.to(latents) + self.mean.to(latents)
         x = self.vae.decode(z.to(self.vae.dtype)).sample.float()
         return x[:, :, :num_frames].permute(0, 2, 1, 3, 4).clamp(-1, 1)
+
+
+def load_codec(name: str, camera_encoding: str = "raxel", factor: int = 4, vae: str | os.PathLike = "") -> LatentCodec:
+    """The codec a model was trained with: `PixelCodec(factor)` or the Wan VAE in the folder `vae`."""
+    if name == "pixel":
+        return PixelCodec(factor, camera_encoding)
+    if name == "wan-vae":
+        if camera_encoding != "raxel":
+            raise ValueError(f"the Wan VAE encodes 3-channel images: raxels, not {camera_encoding!r} maps")
+        if not vae:
+            raise ValueError("the wan-vae codec needs its VAE folder")
+        return WanVAECodec.from_pretrained(vae)
+    raise ValueError(f"unknown codec {name!r}; choose from {CODECS}")

@@ -34,11 +34,13 @@ def task_mask(
     device=None,
 ) -> TaskMask:
     """The DESIGN table. cond_video: clean input video latent frames (generate/joint); cond_raxel: clean cameras
-    for joint (default: the cameras of the input frames, i.e. `cond_video` * raxel/video frame ratio, at least 1)."""
+    for joint (default: the cameras of the frames those latents hold)."""
     v = torch.ones(batch, video_frames, dtype=torch.bool, device=device)
     r = torch.ones(batch, raxel_frames, dtype=torch.bool, device=device)
     if cond_raxel is None:
-        cond_raxel = max(1, round(cond_video * raxel_frames / video_frames))
+        # Latent 0 holds frame 0 alone, each later latent the codec's temporal factor of frames (Wan VAE: 4).
+        factor = (raxel_frames - 1) // (video_frames - 1) if video_frames > 1 else 1
+        cond_raxel = min(raxel_frames, 1 + (cond_video - 1) * factor)
     if task == "estimate":
         v[:] = False
     elif task == "generate":
@@ -129,6 +131,13 @@ def timestep_schedule(steps: int, shift: float = 1.0, device=None) -> Tensor:
     return (shift * s / (1 + (shift - 1) * s)).float()
 
 
+def noise_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Unit Gaussian noise of x's shape and dtype on x's device, drawn on the generator's device: a CPU generator
+    then gives the same noise whatever device the model runs on (and a GPU run does not fail on it)."""
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -147,18 +156,13 @@ def sample(
     classifier-free guidance against the prediction with every given frame hidden (replaced by noise, t = 1)."""
     mv = mask.video[:, None, :, None, None]
     mr = mask.raxel[:, None, :, None, None]
-    xv = torch.where(
-        mv, torch.randn(video0.shape, generator=generator, dtype=video0.dtype, device=video0.device), video0
-    )
-    xr = torch.where(
-        mr, torch.randn(raxel0.shape, generator=generator, dtype=raxel0.dtype, device=raxel0.device), raxel0
-    )
+    xv = torch.where(mv, noise_like(video0, generator), video0)
+    xr = torch.where(mr, noise_like(raxel0, generator), raxel0)
     if guidance != 1.0:
-        uv = torch.randn(video0.shape, generator=generator, dtype=video0.dtype, device=video0.device)
-        ur = torch.randn(raxel0.shape, generator=generator, dtype=raxel0.dtype, device=raxel0.device)
-    levels = timestep_schedule(steps, shift, video0.device)
+        uv, ur = noise_like(video0, generator), noise_like(raxel0, generator)
+    levels = timestep_schedule(steps, shift).tolist()  # Python floats: no device sync per step
     for i in range(steps):
-        t, t_next = levels[i].item(), levels[i + 1].item()
+        t, t_next = levels[i], levels[i + 1]
         tv = mask.video.to(xv.dtype) * t
         tr = mask.raxel.to(xr.dtype) * t
         pv, pr = model(xv, xr, tv, tr)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .cameras import Cameras, canonicalise, intrinsics, invert_rigid
-from .codec import LatentCodec, PixelCodec
+from .codec import LatentCodec, load_codec
 from .data.batches import CAMERA_CHANNELS, camera_images
 from .errors import InputError
 from .flow import TaskMask, sample, task_mask
@@ -37,8 +37,12 @@ PIPELINE_FILE = "pipeline.json"
 class PipelineConfig:
     height: int = 32
     width: int = 32
-    codec: str = "pixel"
-    codec_factor: int = 4
+    codec: str = "pixel"  # or "wan-vae"
+    codec_factor: int = 4  # the pixel codec's
+    # The wan-vae codec's VAE folder, as trained with; a `vae/` folder beside the weights is used first.
+    vae: str = ""
+    # Raxel images are made at this fraction of the frame size (the paper makes them at half size for the VAE).
+    raxel_scale: float = 1.0
     camera_encoding: str = "raxel"
     shift: float = 1.0  # sampler timestep shift
     train_frames: tuple[int, ...] = (8,)
@@ -65,6 +69,19 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto": the GPU where there is one, else the CPU; otherwise any torch device name."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r} ({e})") from None
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPUs")
+    return resolved
+
+
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -84,22 +101,35 @@ class Pipeline:
     precision: str = "fp32"
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, precision: str = "auto") -> Pipeline:
+    def from_pretrained(cls, folder: str | Path, precision: str = "auto", device: str = "cpu") -> Pipeline:
+        """A model folder (`export_model`'s): weights, config.json and pipeline.json. device: "auto", "cpu",
+        "cuda", ...; the tasks take and return CPU tensors whatever the device."""
         folder = Path(folder)
         if not (folder / PIPELINE_FILE).is_file() or not (folder / "config.json").is_file():
             raise InputError(f"{folder}: not a raxels model folder ({PIPELINE_FILE} or config.json missing)")
         d = json.loads((folder / PIPELINE_FILE).read_text())
         d["train_frames"] = tuple(d.get("train_frames", (8,)))
         cfg = PipelineConfig(**d)
-        if cfg.codec != "pixel":
-            raise InputError(f"{folder}: codec {cfg.codec!r} needs its VAE folder; only 'pixel' is bundled")
-        precision = resolve_precision(precision)
+        device = resolve_device(device)
+        vae = folder / "vae" if (folder / "vae" / "config.json").is_file() else cfg.vae
+        try:
+            codec = load_codec(cfg.codec, cfg.camera_encoding, cfg.codec_factor, vae).to(device)
+        except ValueError as e:
+            raise InputError(f"{folder}: {e}") from None
+        precision = resolve_precision(precision, device)
         # bf16 weights as well as autocast: autocast alone re-casts every weight on every call (a tenth of a
         # 2-step estimate of the tiny model), and a large model needs half the memory.
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        model = RaxelsDiT.from_pretrained(folder, torch_dtype=dtype).eval()
-        codec = PixelCodec(cfg.codec_factor, cfg.camera_encoding)
+        model = RaxelsDiT.from_pretrained(folder, torch_dtype=dtype).eval().to(device)
         return cls(model, codec, cfg, precision)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def raxel_size(self) -> tuple[int, int]:
+        """(height, width) of the raxel images the model sees."""
+        return round(self.cfg.height * self.cfg.raxel_scale), round(self.cfg.width * self.cfg.raxel_scale)
 
     @contextlib.contextmanager
     def autocast(self):
@@ -135,11 +165,13 @@ def _blank_camera_latents(pipe: Pipeline, batch: int, frames: int) -> Tensor:
     """Placeholder camera latents for frames the sampler will generate (their values are never read)."""
     s = pipe.codec.spatial_factor
     channels = pipe.codec.latent_channels(CAMERA_CHANNELS[pipe.cfg.camera_encoding])
-    return torch.zeros(batch, channels, frames, pipe.cfg.height // s, pipe.cfg.width // s)
+    h, w = pipe.raxel_size()
+    return torch.zeros(batch, channels, frames, h // s, w // s, device=pipe.device)
 
 
 def _camera_latents(pipe: Pipeline, cams: Cameras) -> Tensor:
-    return pipe.codec.encode_raxels(camera_images(cams.to(torch.float64), pipe.cfg.camera_encoding).float())
+    images = camera_images(cams.to(torch.float64), pipe.cfg.camera_encoding, pipe.cfg.raxel_scale)
+    return pipe.codec.encode_raxels(images.float().to(pipe.device))
 
 
 def _run(
@@ -153,16 +185,20 @@ def _run(
 
 
 def _decode_cameras(pipe: Pipeline, raxel_latents: Tensor) -> tuple[Cameras, Tensor]:
+    """Sampled camera latents -> (Cameras with intrinsics for the frame size, decoded camera images), on the CPU."""
+    maps = pipe.codec.decode_raxels(raxel_latents).float().cpu()
     if pipe.cfg.camera_encoding != "raxel":
         from .plucker import plucker_to_cameras
 
-        maps = pipe.codec.decode_raxels(raxel_latents)
-        return plucker_to_cameras(maps.double()), maps
-    raxels = pipe.codec.decode_raxels(raxel_latents).clamp(-1, 1)
-    cams = raxels_to_cameras(
-        raxels.double(), max_points=pipe.cfg.decode_points, intrinsics_model=pipe.cfg.intrinsics_model
-    )
-    return cams, raxels
+        cams = plucker_to_cameras(maps.double())
+    else:
+        maps = maps.clamp(-1, 1)
+        cams = raxels_to_cameras(
+            maps.double(), max_points=pipe.cfg.decode_points, intrinsics_model=pipe.cfg.intrinsics_model
+        )
+    if (cams.height, cams.width) != (pipe.cfg.height, pipe.cfg.width):  # raxels made at raxel_scale
+        cams = cams.resized(pipe.cfg.height, pipe.cfg.width)
+    return cams, maps
 
 
 @torch.no_grad()
@@ -196,21 +232,31 @@ def estimate_trajectory(
 
 def _estimate_clips(pipe: Pipeline, video: Tensor, steps: int, generator, on_step) -> tuple[Cameras, Tensor]:
     B, F = video.shape[:2]
-    v0 = pipe.codec.encode_video(video)
-    r0 = _blank_camera_latents(pipe, B, F)
-    mask = task_mask("estimate", B, v0.shape[2], F)
+    Fc = _codec_length(pipe, F)
+    if Fc > F:  # the last frame held still
+        video = torch.cat([video, video[:, -1:].expand(-1, Fc - F, -1, -1, -1)], 1)
+    v0 = pipe.codec.encode_video(video.to(pipe.device))
+    r0 = _blank_camera_latents(pipe, B, Fc)
+    mask = task_mask("estimate", B, v0.shape[2], Fc, device=pipe.device)
     _, r = _run(pipe, v0, r0, mask, steps, generator, on_step)
-    return _decode_cameras(pipe, r)
+    return _decode_cameras(pipe, r[:, :, :F])
+
+
+def _codec_length(pipe: Pipeline, frames: int) -> int:
+    """The clip length the codec takes for `frames` frames (Wan VAE: 1 + 4k). The tasks pad a clip to it by holding
+    the last frame (and camera) still, and drop what the padding gives back."""
+    m = pipe.codec.frame_multiple
+    return 1 + -(-(frames - 1) // m) * m
 
 
 def _video_latents_with_inputs(pipe: Pipeline, images: Tensor, num_frames: int) -> tuple[Tensor, int]:
-    """Latents of a clip whose first k frames are `images` (the rest blank), and how many latent frames the
-    images fill completely (those are given clean)."""
+    """Latents of a clip of num_frames frames (the codec's length, `_codec_length`) whose first k frames are
+    `images` (the rest blank), and how many latent frames the images fill completely (those are given clean)."""
     B, k = images.shape[:2]
     if not 1 <= k < num_frames:
         raise ValueError(f"need between 1 and {num_frames - 1} input images, got {k}")
-    clip = torch.zeros(B, num_frames, 3, pipe.cfg.height, pipe.cfg.width)
-    clip[:, :k] = images
+    clip = torch.zeros(B, _codec_length(pipe, num_frames), 3, pipe.cfg.height, pipe.cfg.width, device=pipe.device)
+    clip[:, :k] = images.to(pipe.device)
     v0 = pipe.codec.encode_video(clip)
     # Latent 0 holds frame 0; latent j >= 1 holds frames (j-1)*tf+1 .. j*tf.
     return v0, 1 + (k - 1) // pipe.codec.temporal_factor
@@ -263,11 +309,13 @@ def _window(pipe: Pipeline, window: int | None) -> int:
 def _generate_clip(pipe: Pipeline, images: Tensor, cams: Cameras, steps: int, generator, on_step) -> Tensor:
     """One sampler pass; cams [1 or B, F] with the first camera the identity, at any scale."""
     B, F = images.shape[0], cams.c2w.shape[1]
+    Fc = _codec_length(pipe, F)
+    cams = cams.frames(torch.arange(Fc).clamp(max=F - 1))  # the last camera held still
     r0 = _camera_latents(pipe, cams).expand(B, -1, -1, -1, -1)
     v0, cond = _video_latents_with_inputs(pipe, images, F)
-    mask = task_mask("generate", B, v0.shape[2], F, cond_video=cond)
+    mask = task_mask("generate", B, v0.shape[2], Fc, cond_video=cond, device=pipe.device)
     v, _ = _run(pipe, v0, r0, mask, steps, generator, on_step)
-    return pipe.codec.decode_video(v, F).clamp(-1, 1)
+    return pipe.codec.decode_video(v, F).float().cpu().clamp(-1, 1)
 
 
 def default_intrinsics(height: int, width: int, hfov_deg: float = 75.0) -> Tensor:
@@ -292,19 +340,19 @@ def generate_joint(
     With intrinsics K (pixels, [3,3]) the first camera (identity pose) is given clean; without, it is sampled too
     and the model infers the intrinsics."""
     images = _check_frames(pipe, images, "images")
-    B = images.shape[0]
+    B, Fc = images.shape[0], _codec_length(pipe, num_frames)
     v0, cond = _video_latents_with_inputs(pipe, images, num_frames)
-    r0 = _blank_camera_latents(pipe, B, num_frames)
+    r0 = _blank_camera_latents(pipe, B, Fc)
     cond_raxel = 0
     if K is not None:
         identity = torch.eye(4, dtype=torch.float64).expand(B, 1, 4, 4)
         first = Cameras(K.double().expand(B, 1, 3, 3), identity, pipe.cfg.height, pipe.cfg.width)
         r0[:, :, :1] = _camera_latents(pipe, first)
         cond_raxel = 1
-    mask = task_mask("joint", B, v0.shape[2], num_frames, cond_video=cond, cond_raxel=cond_raxel)
+    mask = task_mask("joint", B, v0.shape[2], Fc, cond_video=cond, cond_raxel=cond_raxel, device=pipe.device)
     v, r = _run(pipe, v0, r0, mask, steps, generator, on_step)
-    cams, raxels = _decode_cameras(pipe, r)
-    return pipe.codec.decode_video(v, num_frames).clamp(-1, 1), cams, raxels
+    cams, raxels = _decode_cameras(pipe, r[:, :, :num_frames])
+    return pipe.codec.decode_video(v, num_frames).float().cpu().clamp(-1, 1), cams, raxels
 
 
 @torch.no_grad()

@@ -21,9 +21,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from .aux_pose import pose_targets
-from .codec import PixelCodec
-from .data.batches import CAMERA_CHANNELS, synthrooms_batch
-from .data.synthrooms import SynthRoomsConfig
+from .codec import load_codec
+from .data.batches import CAMERA_CHANNELS
+from .data.sources import clip_source
 from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
 from .io.atomic import atomic_path
 from .model import build_model, model_config
@@ -35,7 +35,7 @@ CKPT_NAME = "checkpoint.safetensors"
 
 def build(cfg: TrainConfig):
     channels = CAMERA_CHANNELS[cfg.camera_encoding]
-    codec = PixelCodec(cfg.codec_factor, cfg.camera_encoding)
+    codec = load_codec(cfg.codec, cfg.camera_encoding, cfg.codec_factor, cfg.vae)
     mcfg = model_config(
         cfg.model,
         in_channels=codec.latent_channels(3),
@@ -60,10 +60,11 @@ def step_frames(cfg: TrainConfig, step: int) -> int:
 
 def latent_shapes(cfg: TrainConfig, codec, frames: int):
     channels = CAMERA_CHANNELS[cfg.camera_encoding]
-    h, w = cfg.height // codec.spatial_factor, cfg.width // codec.spatial_factor
+    s = codec.spatial_factor
+    hr, wr = cfg.raxel_size()
     return (
-        (codec.latent_channels(3), codec.latent_frames(frames), h, w),
-        (codec.latent_channels(channels), frames, h, w),
+        (codec.latent_channels(3), codec.latent_frames(frames), cfg.height // s, cfg.width // s),
+        (codec.latent_channels(channels), frames, hr // s, wr // s),
     )
 
 
@@ -88,8 +89,8 @@ def draw_step(cfg: TrainConfig, step: int, latent_shapes) -> dict:
     }
 
 
-def masks_for(tasks: list[str], tv: int, tr: int, cond: int) -> TaskMask:
-    ms = [task_mask(t, 1, tv, tr, cond_video=cond) for t in tasks]
+def masks_for(tasks: list[str], tv: int, tr: int, cond: int, device=None) -> TaskMask:
+    ms = [task_mask(t, 1, tv, tr, cond_video=cond, device=device) for t in tasks]
     return TaskMask(torch.cat([m.video for m in ms]), torch.cat([m.raxel for m in ms]))
 
 
@@ -169,8 +170,10 @@ def pipeline_config(cfg: TrainConfig):
     return PipelineConfig(
         height=cfg.height,
         width=cfg.width,
-        codec="pixel",
+        codec=cfg.codec,
         codec_factor=cfg.codec_factor,
+        vae=str(Path(cfg.vae).resolve()) if cfg.vae else "",
+        raxel_scale=cfg.raxel_scale,
         camera_encoding=cfg.camera_encoding,
         train_frames=frames_seen(cfg),
     )
@@ -214,6 +217,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
     model, codec = build(cfg)
+    source = clip_source(
+        cfg.data, cfg.frames_choices or (cfg.frames,), cfg.height, cfg.width, cfg.data_root, cfg.camera_encoding,
+        cfg.raxel_scale, cfg.max_stride, cfg.dl3dv_images,
+    )
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     out = Path(cfg.out)
@@ -225,6 +232,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         start_from(Path(cfg.init_from), model, ema, opt)
     model, opt = accelerator.prepare(model, opt)
     raw = accelerator.unwrap_model(model)
+    device = accelerator.device
+    codec.to(device)
 
     n, rank = accelerator.num_processes, accelerator.process_index
     if cfg.batch_size % n:
@@ -241,12 +250,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     for step in range(start, cfg.steps):
         frames = step_frames(cfg, step)
         shapes = latent_shapes(cfg, codec, frames)
-        d = draw_step(cfg, step, shapes)
-        scfg = SynthRoomsConfig(frames=frames, height=cfg.height, width=cfg.width)
-        batch = synthrooms_batch(d["seeds"][sl], scfg, cfg.camera_encoding)
-        video0 = codec.encode_video(batch.frames)
-        raxel0 = codec.encode_raxels(batch.camera_images)
-        mask = masks_for(d["tasks"][sl], shapes[0][1], shapes[1][1], cfg.cond_frames)
+        # Drawn on the CPU whatever the device, so that every device trains on the same numbers.
+        d = {k: v.to(device) if torch.is_tensor(v) else v for k, v in draw_step(cfg, step, shapes).items()}
+        batch = source.batch(d["seeds"][sl], frames)
+        video0 = codec.encode_video(batch.frames.to(device))
+        raxel0 = codec.encode_raxels(batch.camera_images.to(device))
+        mask = masks_for(d["tasks"][sl], shapes[0][1], shapes[1][1], cfg.cond_frames, device)
         # Our own autocast, not Accelerator(mixed_precision=...): accelerate fixes that once per process.
         with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=bf16):
             loss, parts = flow_matching_loss(
@@ -258,7 +267,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 d["t_raxel"][sl],
                 d["eps_video"][sl],
                 d["eps_raxel"][sl],
-                pose_targets(batch.cameras.c2w) if cfg.pose_loss_weight > 0 else None,
+                pose_targets(batch.cameras.c2w).to(device) if cfg.pose_loss_weight > 0 else None,
                 cfg.pose_loss_weight,
                 cfg.pose_centre_weight,
             )
@@ -274,7 +283,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             for k, v in raw.state_dict().items():
                 ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
         names = [k for k in ("loss_video", "loss_raxel", "loss_pose") if k in parts]
-        stats = accelerator.reduce(torch.tensor([loss.item()] + [parts[k] for k in names]), reduction="mean").tolist()
+        stats = torch.tensor([loss.item()] + [parts[k] for k in names], device=device)
+        stats = accelerator.reduce(stats, reduction="mean").tolist()
         global_loss = stats[0]
         parts.update(zip(names, stats[1:]))
         history.append(global_loss)

@@ -4,8 +4,11 @@ presets that train the shipped model (`make checkpoint`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
+from .codec import CODECS, WAN_FRAME_MULTIPLE, read_wan_vae_config, wan_vae_factors
 from .data.batches import CAMERA_CHANNELS
+from .data.sources import DATA_SOURCES
 from .flow import TASKS
 from .io.atomic import check_output
 from .model import model_config
@@ -14,7 +17,16 @@ from .model import model_config
 @dataclass
 class TrainConfig:
     model: str = "tiny"
+    # "synthrooms" (rendered on the fly), or real clips under data_root: "re10k" (mp4 + RealEstate10K camera txt)
+    # or "dl3dv" (scene folders with transforms.json; dl3dv_images names a downsampled copy such as images_4).
     data: str = "synthrooms"
+    data_root: str = ""
+    dl3dv_images: str = ""
+    max_stride: int = 1  # real clips: every s-th frame, s drawn from 1..max_stride as far as the clip allows
+    # "pixel" (space-to-depth by codec_factor, no weights) or "wan-vae" (the Wan VAE in the folder `vae`, frozen).
+    codec: str = "pixel"
+    vae: str = ""
+    raxel_scale: float = 1.0  # raxel images at this fraction of the frame size (the paper: 0.5 with the VAE)
     camera_encoding: str = "raxel"  # or "plucker" (the ablation)
     frames: int = 8
     frames_choices: tuple[int, ...] = ()  # if set, each step draws its clip length from these
@@ -62,7 +74,7 @@ class TrainConfig:
         check_output(self.out, folder=True)
         if self.camera_encoding not in CAMERA_CHANNELS:
             raise ValueError(f"unknown camera_encoding {self.camera_encoding!r}; choose from {sorted(CAMERA_CHANNELS)}")
-        for name in ("steps", "batch_size", "log_every", "ckpt_every", "cond_frames", "codec_factor"):
+        for name in ("steps", "batch_size", "log_every", "ckpt_every", "cond_frames", "codec_factor", "max_stride"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "warmup", "pose_loss_weight", "pose_centre_weight"):  # lr 0: a frozen run (tests)
@@ -78,14 +90,37 @@ class TrainConfig:
         for f in self.frames_choices or (self.frames,):
             if f <= self.cond_frames:
                 raise ValueError(f"frames={f} leaves no frame to generate beyond cond_frames={self.cond_frames}")
-        # Frames become codec_factor x codec_factor latent pixels, then patches of the model's patch size.
+        if self.data not in DATA_SOURCES:
+            raise ValueError(f"unknown data {self.data!r}; choose from {DATA_SOURCES}")
+        if self.data != "synthrooms" and not (self.data_root and Path(self.data_root).is_dir()):
+            raise ValueError(f"data {self.data!r} needs data_root, a folder of clips (got {self.data_root!r})")
+        spatial = self.codec_factor
+        if self.codec not in CODECS:
+            raise ValueError(f"unknown codec {self.codec!r}; choose from {CODECS}")
+        if self.codec == "wan-vae":
+            if self.camera_encoding != "raxel":
+                raise ValueError("the Wan VAE encodes 3-channel images: camera_encoding must be raxel")
+            if not self.vae:
+                raise ValueError("codec wan-vae needs vae, the Wan VAE's folder")
+            spatial, _ = wan_vae_factors(read_wan_vae_config(self.vae))
+            for f in self.frames_choices or (self.frames,):
+                if (f - 1) % WAN_FRAME_MULTIPLE:
+                    raise ValueError(f"frames={f}: the Wan VAE takes 1 + {WAN_FRAME_MULTIPLE}k frames")
+        if not 0 < self.raxel_scale <= 1:
+            raise ValueError(f"raxel_scale must be in (0, 1], got {self.raxel_scale}")
+        # Frames (and raxel images) become latent pixels of `spatial` pixels each, then patches of the model's size.
         patch = model_config(self.model, **self.model_overrides).patch_size
-        multiple = (self.codec_factor * patch[1], self.codec_factor * patch[2])
-        if self.height < 1 or self.width < 1 or self.height % multiple[0] or self.width % multiple[1]:
-            raise ValueError(
-                f"frame size {self.width}x{self.height}: width and height must be positive multiples of"
-                f" {multiple[1]} and {multiple[0]} (codec factor {self.codec_factor} times the model's patch size)"
-            )
+        multiple = (spatial * patch[1], spatial * patch[2])
+        for what, h, w in (("frame", self.height, self.width), ("raxel image", *self.raxel_size())):
+            if h < 1 or w < 1 or h % multiple[0] or w % multiple[1]:
+                raise ValueError(
+                    f"{what} size {w}x{h}: width and height must be positive multiples of"
+                    f" {multiple[1]} and {multiple[0]} (the codec's {spatial} times the model's patch size)"
+                )
+
+    def raxel_size(self) -> tuple[int, int]:
+        """(height, width) of the raxel images, as `Pipeline.raxel_size` computes them."""
+        return round(self.height * self.raxel_scale), round(self.width * self.raxel_scale)
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step

@@ -48,3 +48,23 @@ def dl3dv_scene(tmp_path_factory):
     order = [3, 0, 5, 1, 4, 2]
     write_transforms(scene / "transforms.json", clip.cameras.frames(torch.tensor(order)), [names[i] for i in order])
     return scene, clip
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_vae(tmp_path_factory):
+    """A randomly initialised Wan VAE folder (diffusers AutoencoderKLWan): 4x spatial, 2x temporal, 4 channels."""
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=8,
+        z_dim=4,
+        dim_mult=[1, 2, 2],
+        num_res_blocks=1,
+        temperal_downsample=[True, False],
+        scale_factor_temporal=2,
+        scale_factor_spatial=4,
+    )
+    folder = tmp_path_factory.mktemp("wanvae")
+    vae.save_pretrained(folder)
+    return folder

@@ -1,5 +1,6 @@
 """The `raxels` command, run in-process through the same entry point as the console script."""
 
+import json
 import sys
 
 import pytest
@@ -113,6 +114,25 @@ def test_generate_joint_consistency(model_dir, clip_files, tmp_path, capsys):
     assert read_video(tmp_path / "c" / "regenerated.mp4")[1] == 10  # at the input's frame rate
 
 
+def test_train_on_dl3dv_scenes_with_the_wan_vae_then_estimate(dl3dv_scene, tiny_wan_vae, clip_files, tmp_path,
+                                                               capsys):
+    """The training options for real data and the VAE reach the run, and its exported model runs a task."""
+    d, _ = clip_files
+    small = ["--height", 32, "--width", 32, "--frames", 5, "--steps", 1, "--batch-size", 1, "--log-every", 1]
+    argv = ["train", "--data", "dl3dv", "--data-root", dl3dv_scene[0].parent, "--dl3dv-images", "images_2"]
+    argv += ["--codec", "wan-vae", "--vae", tiny_wan_vae, "--raxel-scale", 0.5, "--max-stride", 2, *small]
+    code, out, err = run([*argv, "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert (cfg["data"], cfg["dl3dv_images"], cfg["codec"], cfg["raxel_scale"], cfg["max_stride"]) == (
+        "dl3dv", "images_2", "wan-vae", 0.5, 2
+    )
+    code, out, err = run(["estimate", d / "clip.mp4", "--out", tmp_path / "est", "--model", tmp_path / "run" / "model",
+                          "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert read_re10k(tmp_path / "est" / "cameras.txt", 48, 64).cameras.c2w.shape[1] == 6
+
+
 def test_convert_round_trip(clip_files, tmp_path, capsys):
     d, clip = clip_files
     assert run(["convert", d / "traj.txt", tmp_path / "t.json", "--width", 64, "--height", 48], capsys)[0] == 0
@@ -146,6 +166,9 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "out_under_a_file",
         "window_one",
         "generate_window_one",
+        "gpu_missing",
+        "device_unknown",
+        "train_data_root_missing",
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
@@ -202,6 +225,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "generate_window_one": [
             "generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", tmp_path / "o.mp4", "--window", 1
         ],
+        "gpu_missing": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", model_dir, "--device", "cuda:99"],
+        "device_unknown": ["joint", d / "first.png", "--out", tmp_path / "o", "--model", model_dir, "--device", "gpu"],
+        "train_data_root_missing": ["train", "--steps", 1, "--data", "re10k", "--out", tmp_path / "o"],
     }[case]
     code, out, err = run(argv, capsys)
     assert code == 2
@@ -213,8 +239,6 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
 
 
 def test_eval_writes_rows_for_both_models(model_dir, dl3dv_scene, tmp_path, capsys):
-    import json
-
     torch.manual_seed(0)
     small = dict(dim=64, heads=2, ffn_dim=128, num_layers=1, ray_dim=64, ray_heads=2, ray_ffn_dim=128)
     plucker = tmp_path / "plucker"

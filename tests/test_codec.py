@@ -18,25 +18,6 @@ def test_pixel_codec_exact_round_trip():
         codec.encode_video(torch.zeros(1, 1, 3, 10, 16))
 
 
-@pytest.fixture(scope="module")
-def tiny_wan_vae(tmp_path_factory):
-    from diffusers import AutoencoderKLWan
-
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=8,
-        z_dim=4,
-        dim_mult=[1, 2, 2],
-        num_res_blocks=1,
-        temperal_downsample=[True, False],
-        scale_factor_temporal=2,
-        scale_factor_spatial=4,
-    )
-    folder = tmp_path_factory.mktemp("wanvae")
-    vae.save_pretrained(folder)
-    return folder
-
-
 def test_wan_vae_codec_loads_from_local_folder(tiny_wan_vae):
     codec = WanVAECodec.from_pretrained(tiny_wan_vae)
     assert codec.latent_channels() == 4 and codec.spatial_factor == 4 and codec.temporal_factor == 2

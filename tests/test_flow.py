@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from raxels.flow import TASKS, flow_matching_loss, noised, sample, task_mask, timestep_schedule
+from raxels.flow import TASKS, flow_matching_loss, noise_like, noised, sample, task_mask, timestep_schedule
 
 
 def test_task_masks_follow_the_design_table():
@@ -11,7 +11,10 @@ def test_task_masks_follow_the_design_table():
     assert not m.video[:, 0].any() and m.video[:, 1:].all() and not m.raxel.any()
     m = task_mask("joint", 1, 4, 13, cond_video=1)
     assert not m.video[0, 0] and m.video[0, 1:].all()
-    assert not m.raxel[0, :3].any() and m.raxel[0, 3:].all()  # the input frame's cameras (13/4 per latent frame)
+    # 13 frames in 4 latents (Wan VAE): latent 0 holds frame 0 alone, so only its camera is given.
+    assert m.raxel[0].tolist() == [False] + [True] * 12
+    m = task_mask("joint", 1, 4, 13, cond_video=2)
+    assert m.raxel[0].tolist() == [False] * 5 + [True] * 8  # latent 1 holds frames 1-4
     m = task_mask("joint", 1, 8, 8, cond_video=2)
     assert m.raxel[0].tolist() == [False, False] + [True] * 6
     m = task_mask("unconditional", 1, 3, 3)
@@ -110,3 +113,17 @@ def test_top_share_redraws_noise_levels_near_one_and_zero_draws_nothing():
     above = (base > 0.9).double().mean().item()
     assert abs((pushed > 0.9).double().mean().item() - (0.5 + 0.5 * above)) < 0.02
     assert (pushed >= 0).all() and (pushed <= 1).all()
+
+
+def test_sampler_runs_where_the_model_is():
+    """The 'meta' device stands in for a GPU (this machine has none): a tensor the sampler makes on the CPU fails
+    against it. The noise of a CPU generator is drawn on the CPU, so it is the same noise whatever device the
+    latents are on (torch refuses a CPU generator for CUDA draws)."""
+    x, g = torch.zeros(2, 3, 4), torch.Generator().manual_seed(0)
+    assert torch.equal(noise_like(x, g), torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0)))
+    assert noise_like(x.to("meta"), g).device.type == "meta"
+
+    v0, r0 = torch.zeros(1, 4, 3, 2, 2, device="meta"), torch.zeros(1, 4, 3, 2, 2, device="meta")
+    mask = task_mask("joint", 1, 3, 3, device="meta")
+    v, r = sample(Oracle(v0, r0), v0, r0, mask, 2, generator=torch.Generator().manual_seed(0), guidance=2.0)
+    assert v.device.type == r.device.type == "meta" and v.shape == v0.shape

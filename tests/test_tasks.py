@@ -98,6 +98,33 @@ def test_generate_a_trajectory_longer_than_training_clips_in_windows(pipe, clip,
     assert len(seen) == 1 and one.shape == video.shape
 
 
+def test_tasks_give_the_sampler_tensors_on_the_models_device(pipe, clip, monkeypatch):
+    """The 'meta' device stands in for a GPU (this machine has none). Every latent and mask a task hands the sampler
+    must be on the model's device, and what the tasks return must be on the CPU. Meta tensors hold no numbers, so
+    the stand-in sampler returns CPU latents: blank frames and the clip's own cameras."""
+    import copy
+
+    import raxels.tasks
+
+    meta = Pipeline(copy.deepcopy(pipe.model).to("meta"), pipe.codec, pipe.cfg)
+    assert meta.device.type == "meta"
+    canon, _ = canonicalise(clip.cameras.to(torch.float64))
+    devices = []
+
+    def stand_in(p, v0, r0, mask, *args):
+        devices.append({t.device.type for t in (v0, r0, mask.video, mask.raxel)})
+        cams = canon.frames(slice(0, r0.shape[2]))
+        return torch.zeros(v0.shape), pipe.codec.encode_raxels(camera_images(cams).float())
+
+    monkeypatch.setattr(raxels.tasks, "_run", stand_in)
+    g = torch.Generator().manual_seed(0)
+    cams, raxels_ = estimate_trajectory(meta, clip.frames, 1, g)
+    video = generate_video(meta, clip.frames[:1], cams, 1, g)
+    joint, jcams, _ = generate_joint(meta, clip.frames[:1], 4, 1, generator=g)
+    assert devices == [{"meta"}] * 3
+    assert {t.device.type for t in (cams.c2w, raxels_, video, joint, jcams.c2w)} == {"cpu"}
+
+
 def test_generate_keeps_the_input_frame(pipe, clip):
     out = generate_video(pipe, clip.frames[None, :1], clip.cameras, steps=2, generator=torch.Generator().manual_seed(0))
     assert out.shape == (1, 6, 3, 32, 32)

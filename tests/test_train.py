@@ -163,6 +163,16 @@ def test_tiny_model_overfits_one_clip(tmp_path):
         (dict(frames_choices=(4, 1)), "no frame to generate"),
         (dict(height=36), "multiples of 8"),  # divisible by the codec factor 4, not by 4 x patch 2
         (dict(width=0), "frame size"),
+        (dict(data="imagenet"), "unknown data"),
+        (dict(data="re10k"), "needs data_root"),
+        (dict(data="dl3dv", data_root="/nonexistent"), "needs data_root"),
+        (dict(max_stride=0), "max_stride"),
+        (dict(codec="jpeg"), "unknown codec"),
+        (dict(codec="wan-vae"), "needs vae"),
+        (dict(codec="wan-vae", vae="/nonexistent"), "no Wan VAE here"),
+        (dict(raxel_scale=0.0), "raxel_scale"),
+        (dict(raxel_scale=1.5), "raxel_scale"),
+        (dict(raxel_scale=0.625), "raxel image size 20x20"),  # 32 x 0.625 is no multiple of 8
     ],
 )
 def test_bad_training_settings_fail_before_anything_is_written(tmp_path, overrides, match):
@@ -231,3 +241,67 @@ def test_plucker_variant_trains_exports_and_estimates(tmp_path):
     clip = synth_clip(2, SynthRoomsConfig(frames=4, height=32, width=32))
     cams, maps = estimate_trajectory(pipe, clip.frames, steps=1, generator=torch.Generator().manual_seed(0))
     assert maps.shape == (1, 4, 6, 32, 32) and cams.c2w.shape == (1, 4, 4, 4)
+
+
+@pytest.mark.parametrize("codec_settings, match", [
+    (dict(frames=3), "the Wan VAE takes 1 \\+ 4k frames"),  # not 1 + 2k: diffusers encodes chunks of 4
+    (dict(frames=5, camera_encoding="plucker"), "camera_encoding must be raxel"),
+    (dict(frames=5, height=36), "multiples of 8"),
+])
+def test_bad_wan_vae_settings_fail_before_anything_is_written(tmp_path, tiny_wan_vae, codec_settings, match):
+    with pytest.raises(ValueError, match=match):
+        train(_cfg(tmp_path / "neg", codec="wan-vae", vae=str(tiny_wan_vae), **codec_settings), progress=False)
+    assert not (tmp_path / "neg").exists()
+
+
+def test_training_on_real_clips(tmp_path, re10k_pairs, dl3dv_scene):
+    root = str(re10k_pairs[0][0].parents[2])
+    kw = dict(steps=2, frames=8, data="re10k", data_root=root, max_stride=2, ckpt_every=100)
+    runs = [train(_cfg(tmp_path / name, **kw), progress=False)["losses"] for name in ("a", "b")]
+    assert runs[0] == runs[1] and all(torch.isfinite(torch.tensor(runs[0])))  # the clips follow the seed alone
+    other = train(_cfg(tmp_path / "c", **dict(kw, seed=1)), progress=False)["losses"]
+    assert other != runs[0]
+    with pytest.raises(ValueError, match="no training clip has 26 frames"):
+        train(_cfg(tmp_path / "long", **dict(kw, frames=26)), progress=False)
+    assert not (tmp_path / "long").exists()
+
+    scene, _ = dl3dv_scene
+    out = train(_cfg(tmp_path / "d", steps=1, frames=4, data="dl3dv", data_root=str(scene.parent)), progress=False)
+    assert torch.isfinite(torch.tensor(out["losses"])).all()
+
+
+def test_wan_vae_model_trains_and_runs_every_task(tmp_path, tiny_wan_vae):
+    """The paper's layout at toy size: video through the (frozen) Wan VAE with its temporal compression, raxel
+    images at half the frame size through the same VAE, one latent frame per camera."""
+    import shutil
+
+    from raxels.tasks import Pipeline, estimate_trajectory, generate_joint, generate_video
+
+    cfg = _cfg(tmp_path / "run", steps=2, frames=5, codec="wan-vae", vae=str(tiny_wan_vae), raxel_scale=0.5,
+               pose_loss_weight=0.5, ckpt_every=100)
+    assert torch.isfinite(torch.tensor(train(cfg, progress=False)["losses"])).all()
+    folder = tmp_path / "run" / "model"
+    meta = json.loads((folder / "pipeline.json").read_text())
+    assert (meta["codec"], meta["raxel_scale"], meta["vae"]) == ("wan-vae", 0.5, str(tiny_wan_vae.resolve()))
+
+    pipe = Pipeline.from_pretrained(folder, "fp32")
+    assert pipe.codec.temporal_factor == 2 and pipe.raxel_size() == (16, 16)
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(1, 6, 3, 32, 32) * 2 - 1  # 6 frames: the VAE takes 1 + 4k, so the tasks pad to 9
+    cams, raxels = estimate_trajectory(pipe, video, 2, g)
+    assert cams.c2w.shape == (1, 6, 4, 4) and (cams.height, cams.width) == (32, 32)
+    assert raxels.shape == (1, 6, 3, 16, 16) and torch.isfinite(cams.K).all()
+    frames = generate_video(pipe, video[:, :1], cams, 2, g)
+    assert frames.shape == (1, 6, 3, 32, 32) and frames.device.type == "cpu"
+    frames, cams, raxels = generate_joint(pipe, video[:, :1], 4, 2, generator=g)
+    assert frames.shape == (1, 4, 3, 32, 32) and cams.c2w.shape == (1, 4, 4, 4) and raxels.shape[-2:] == (16, 16)
+
+    # A `vae/` folder beside the weights comes before the path the run recorded.
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    shutil.copytree(tiny_wan_vae, moved / "vae")
+    (moved / "pipeline.json").write_text(json.dumps(dict(meta, vae="/nonexistent")))
+    assert Pipeline.from_pretrained(moved).codec.temporal_factor == 2
+    shutil.rmtree(moved / "vae")
+    with pytest.raises(ValueError, match="no Wan VAE here"):
+        Pipeline.from_pretrained(moved)

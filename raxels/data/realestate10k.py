@@ -32,10 +32,19 @@ def load_re10k_clip(
 def shared_clip_pairs(root: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
     """(video, pose file) pairs of the shared RealEstate10K sample, [] if it is not there."""
     root = Path(root) if root else SHARED_RE10K
+    return re10k_clip_pairs(root) if root.is_dir() else []
+
+
+def re10k_clip_pairs(root: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """(video, pose file) pairs under `root`, in path order: every mp4 whose camera txt has the same name, beside it
+    or in a `pose_files` folder beside its own (CameraCtrl's `reference_videos/` + `pose_files/` layout)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
     pairs = []
-    for sub in ("main", "svd"):
-        for vid in sorted((root / sub / "reference_videos").glob("*.mp4")):
-            pose = root / sub / "pose_files" / (vid.stem + ".txt")
+    for vid in sorted(root.rglob("*.mp4")):
+        for pose in (vid.with_suffix(".txt"), vid.parent.parent / "pose_files" / (vid.stem + ".txt")):
             if pose.is_file():
                 pairs.append((vid, pose))
+                break
     return pairs

@@ -1,0 +1,77 @@
+"""`raxels train`: TrainConfig's settings as command-line options (registered on the app in cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .errors import InputError
+
+
+def train(
+    config: str = typer.Option("tiny", help="Model size: tiny, wan-1.3b, wan-14b."),
+    data: str = typer.Option("synthrooms", help="Training clips: synthrooms, re10k or dl3dv (both: --data-root)."),
+    data_root: Path = typer.Option(None, help="re10k: a folder of mp4s with their camera txt; dl3dv: scene folders."),
+    dl3dv_images: str = typer.Option(None, help="dl3dv: read a downsampled copy of the frames, e.g. images_4."),
+    max_stride: int = typer.Option(None, help="Real clips: take every s-th frame, s drawn from 1..N."),
+    codec: str = typer.Option(None, help="pixel (no weights), or wan-vae (the Wan VAE in --vae, frozen)."),
+    vae: Path = typer.Option(None, help="Wan VAE folder (diffusers AutoencoderKLWan) for --codec wan-vae."),
+    raxel_scale: float = typer.Option(None, help="Raxel images at this fraction of the frame size (paper: 0.5)."),
+    camera_encoding: str = typer.Option("raxel", help="raxel, or plucker for the ablation."),
+    preset: str = typer.Option("", help="Named settings, e.g. 'checkpoint' (the shipped model)."),
+    steps: int = typer.Option(None, help="Optimisation steps."),
+    batch_size: int = typer.Option(None, help="Global batch size."),
+    frames: int = typer.Option(None, help="Frames per clip."),
+    height: int = typer.Option(None, help="Frame height."),
+    width: int = typer.Option(None, help="Frame width."),
+    lr: float = typer.Option(None, help="Peak learning rate."),
+    log_every: int = typer.Option(None, help="Steps between log lines."),
+    ckpt_every: int = typer.Option(None, help="Steps between checkpoints."),
+    out: Path = typer.Option(None, help="Run folder (checkpoint, log, exported model)."),
+    mixed_precision: str = typer.Option(None, help="fp32, bf16 (autocast; weights stay fp32) or auto."),
+    pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
+    pose_centre_weight: float = typer.Option(None, help="Weight of the camera centres within that loss (1: equal)."),
+    init_from: Path = typer.Option(None, help="Start from another run's checkpoint.safetensors (a second stage)."),
+    seed: int = typer.Option(None, help="Seed of every random choice (default: the preset's, else 0)."),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
+) -> None:
+    """Train RaxelsDiT (accelerate; on the GPU where there is one; run under `accelerate launch` or `torchrun` for
+    several processes)."""
+    from .train import train as run_train
+    from .train_config import PRESETS, TrainConfig
+
+    if preset and preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
+    values = dict(PRESETS.get(preset, {}))
+    values.update(model=config, data=data, camera_encoding=camera_encoding)
+    opts = dict(
+        data_root=data_root,
+        dl3dv_images=dl3dv_images,
+        max_stride=max_stride,
+        codec=codec,
+        vae=vae,
+        raxel_scale=raxel_scale,
+        steps=steps,
+        batch_size=batch_size,
+        frames=frames,
+        height=height,
+        width=width,
+        lr=lr,
+        log_every=log_every,
+        ckpt_every=ckpt_every,
+        out=out,
+        mixed_precision=mixed_precision,
+        pose_loss_weight=pose_loss_weight,
+        pose_centre_weight=pose_centre_weight,
+        init_from=init_from,
+        seed=seed,
+    )
+    for k, v in opts.items():
+        if v is not None:
+            values[k] = str(v) if isinstance(v, Path) else v
+    try:
+        cfg = TrainConfig.from_dict(values)
+        run_train(cfg, resume=resume)
+    except ValueError as e:
+        raise InputError(str(e)) from None
