@@ -217,6 +217,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
     model, codec = build(cfg)
+    if cfg.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
     source = clip_source(
         cfg.data, cfg.frames_choices or (cfg.frames,), cfg.height, cfg.width, cfg.data_root, cfg.camera_encoding,
         cfg.raxel_scale, cfg.max_stride, cfg.dl3dv_images,

@@ -51,6 +51,9 @@ class TrainConfig:
     # optimiser and EMA stay fp32), "auto" picks it where the hardware multiplies bf16 natively. Measured on this
     # project's 2-core CPU (avx512_bf16): bf16 matmuls 4.3x fp32, a tiny-model training step 1.45-1.6x faster.
     mixed_precision: str = "fp32"
+    # Recompute each block's activations in the backward pass instead of keeping them: the Wan-sized configs at
+    # video resolution do not fit a GPU's memory otherwise. The same numbers, more compute.
+    gradient_checkpointing: bool = False
     # > 0: the model gets a pose head and this weight on the auxiliary pose loss (`aux_pose`), a training aid for
     # reading the camera motion from the video; 0 keeps the plain objective of the paper.
     pose_loss_weight: float = 0.0

@@ -38,3 +38,16 @@ def test_apply_rope_keeps_bfloat16():
     pos = grid_positions(torch.arange(2), torch.arange(2), torch.arange(2))
     x = torch.randn(1, 8, 2, 6, dtype=torch.bfloat16)
     assert apply_rope(x, rope_freqs(pos, 6)).dtype == torch.bfloat16
+
+
+def test_raxel_frames_sit_at_the_causal_vae_latent_that_holds_their_frame():
+    from raxels.model.rope import causal_time_axis, resampled_axis
+
+    # Wan VAE: 17 frames -> 5 latents; latent 0 holds frame 0, latent j frames 4j-3 .. 4j around position j.
+    pos = causal_time_axis(17, 5)
+    assert pos[0] == 0 and torch.allclose(pos[1:5], torch.tensor([0.625, 0.875, 1.125, 1.375], dtype=pos.dtype))
+    assert torch.allclose(pos[1:].view(4, 4).mean(1), torch.arange(1, 5, dtype=pos.dtype))
+    # Without temporal compression (the pixel codec) the same positions as before, exactly.
+    for n in range(1, 20):
+        assert torch.equal(causal_time_axis(n, n), resampled_axis(n, n))
+    assert causal_time_axis(3, 1).tolist() == [0.0, 0.0, 0.0]

@@ -22,7 +22,7 @@ from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTransformerBlock
 from torch import Tensor, nn
 
-from .rope import apply_rope, grid_positions, resampled_axis, rope_freqs, sincos_embedding
+from .rope import apply_rope, causal_time_axis, grid_positions, resampled_axis, rope_freqs, sincos_embedding
 
 Rope = Tensor  # complex rotations from `rope_freqs`
 
@@ -286,8 +286,10 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
 
     def _positions(self, gv, gr, device):
         pos_v = grid_positions(*(torch.arange(n, device=device) for n in gv))
-        # Raxel frame f describes video frame f; the video grid may be temporally/spatially compressed.
-        pos_r = grid_positions(*(resampled_axis(n, m, device) for n, m in zip(gr, gv)))
+        # Raxel frame f describes video frame f, wherever the VAE's temporal compression put it; raxel images may
+        # be smaller or larger than the frames (raxel_scale) and the latents spatially compressed.
+        time = causal_time_axis(gr[0], gv[0], device)
+        pos_r = grid_positions(time, *(resampled_axis(n, m, device) for n, m in zip(gr[1:], gv[1:])))
         return pos_v, pos_r
 
     def _ropes(self, pos_v, pos_r):

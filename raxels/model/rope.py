@@ -48,6 +48,19 @@ def resampled_axis(n: int, n_ref: int, device=None) -> Tensor:
     return (torch.arange(n, dtype=torch.float64, device=device) + 0.5) * (n_ref / n) - 0.5
 
 
+def causal_time_axis(n: int, n_ref: int, device=None) -> Tensor:
+    """Positions of n frames on the time axis of n_ref latent frames of a causal video VAE (Wan): latent 0 holds
+    frame 0 alone, latent j >= 1 the next (n - 1) / (n_ref - 1) frames, spread evenly around j. Equal counts give
+    0..n-1."""
+    f = torch.arange(n, dtype=torch.float64, device=device)
+    if n_ref == 1:
+        return torch.zeros_like(f)
+    per = (n - 1) / (n_ref - 1)
+    pos = 1 + (f - (per + 1) / 2) / per
+    pos[0] = 0
+    return pos
+
+
 def sincos_embedding(pos: Tensor, dim: int, theta: float = 10000.0) -> Tensor:
     """Absolute sin-cos embedding of token positions [N, 3] -> [N, dim], the channels split over (t, h, w).
 
