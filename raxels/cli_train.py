@@ -34,6 +34,7 @@ def train(
     pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
     pose_centre_weight: float = typer.Option(None, help="Weight of the camera centres within that loss (1: equal)."),
     init_from: Path = typer.Option(None, help="Start from another run's checkpoint.safetensors (a second stage)."),
+    init_video_from: Path = typer.Option(None, help="Start the video stream from a Wan 2.1 transformer folder."),
     seed: int = typer.Option(None, help="Seed of every random choice (default: the preset's, else 0)."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:
@@ -67,6 +68,7 @@ def train(
         pose_loss_weight=pose_loss_weight,
         pose_centre_weight=pose_centre_weight,
         init_from=init_from,
+        init_video_from=init_video_from,
         seed=seed,
     )
     for k, v in opts.items():

@@ -26,7 +26,8 @@ from .data.batches import CAMERA_CHANNELS
 from .data.sources import clip_source
 from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
 from .io.atomic import atomic_path
-from .model import build_model, model_config
+from .model import RaxelsDiT, build_model, model_config
+from .model.wan_init import load_wan_video_stream
 from .tasks import resolve_precision, write_pipeline_config
 from .train_config import TrainConfig
 
@@ -42,9 +43,28 @@ def build(cfg: TrainConfig):
         raxel_in_channels=codec.latent_channels(channels),
         camera_encoding=cfg.camera_encoding,
         **({"pose_head": True} if cfg.pose_loss_weight > 0 else {}),
+        **_video_stream_kind(cfg),
         **cfg.model_overrides,
     )
     return build_model(mcfg), codec
+
+
+_WAN_STREAM = ("video_position_embedding", "video_skip")
+
+
+def _video_stream_kind(cfg: TrainConfig) -> dict:
+    """A video stream that starts from Wan has neither absolute positions nor the skip (`wan_init`); a later stage
+    (`init_from`) keeps whatever its first stage's model had."""
+    if cfg.init_video_from:
+        return dict.fromkeys(_WAN_STREAM, False)
+    if cfg.init_from and Path(cfg.init_from).is_file():
+        try:
+            with safe_open(cfg.init_from, "pt") as f:
+                first = json.loads(f.metadata()["model_config"])
+        except (SafetensorError, KeyError, TypeError, ValueError):
+            return {}  # not a checkpoint: `start_from` says so before anything is written
+        return {k: first[k] for k in _WAN_STREAM if k in first}
+    return {}
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -198,7 +218,7 @@ def export_checkpoint(ckpt: Path, folder: Path) -> None:
     """Export the EMA weights of a training checkpoint file as a model folder."""
     tensors, meta = load_checkpoint(Path(ckpt))
     cfg = TrainConfig.from_dict(json.loads(meta["train_config"]))
-    model, _ = build(cfg)
+    model = RaxelsDiT.from_config(json.loads(meta["model_config"]))  # as trained, whatever built it
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     export_model(folder, model, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, cfg)
 
@@ -217,6 +237,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
     model, codec = build(cfg)
+    if cfg.init_video_from:
+        load_wan_video_stream(model, cfg.init_video_from)
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     source = clip_source(

@@ -3,7 +3,7 @@ presets that train the shipped model (`make checkpoint`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .codec import CODECS, WAN_FRAME_MULTIPLE, read_wan_vae_config, wan_vae_factors
@@ -12,6 +12,7 @@ from .data.sources import DATA_SOURCES
 from .flow import TASKS
 from .io.atomic import check_output
 from .model import model_config
+from .model.wan_init import check_wan_config
 
 
 @dataclass
@@ -62,6 +63,9 @@ class TrainConfig:
     # A training checkpoint file (`checkpoint.safetensors` of an earlier run) whose weights, EMA and optimiser state
     # this run starts from; its step count and learning-rate schedule start afresh: a second training stage.
     init_from: str = ""
+    # A diffusers WanTransformer3DModel folder (Wan 2.1) the video stream starts from, as the paper starts from Wan
+    # 2.1 14B (`model.wan_init`); its shapes must be the model config's (e.g. wan-1.3b with Wan 2.1 T2V 1.3B).
+    init_video_from: str = ""
     # Extra share of noise levels drawn from the top band U(0.9, 1) (`flow.sample_train_t`), where few-step pose
     # estimation starts and the raxels tell least, so the model must read the video.
     top_noise_share: float = 0.0
@@ -105,7 +109,8 @@ class TrainConfig:
                 raise ValueError("the Wan VAE encodes 3-channel images: camera_encoding must be raxel")
             if not self.vae:
                 raise ValueError("codec wan-vae needs vae, the Wan VAE's folder")
-            spatial, _ = wan_vae_factors(read_wan_vae_config(self.vae))
+            vae = read_wan_vae_config(self.vae)
+            spatial, _ = wan_vae_factors(vae)
             for f in self.frames_choices or (self.frames,):
                 if (f - 1) % WAN_FRAME_MULTIPLE:
                     raise ValueError(f"frames={f}: the Wan VAE takes 1 + {WAN_FRAME_MULTIPLE}k frames")
@@ -120,6 +125,14 @@ class TrainConfig:
                     f"{what} size {w}x{h}: width and height must be positive multiples of"
                     f" {multiple[1]} and {multiple[0]} (the codec's {spatial} times the model's patch size)"
                 )
+        if self.init_video_from:
+            if self.init_from:
+                raise ValueError("init_video_from and init_from exclude each other: a second stage has its weights")
+            if self.codec != "wan-vae":
+                raise ValueError("init_video_from: Wan's video stream reads Wan VAE latents (codec wan-vae)")
+            # The model's input width is the VAE's latent channels (`train.build`), whatever the named config says.
+            shape = replace(model_config(self.model, **self.model_overrides), in_channels=int(vae["z_dim"]))
+            check_wan_config(self.init_video_from, shape)
 
     def raxel_size(self) -> tuple[int, int]:
         """(height, width) of the raxel images, as `Pipeline.raxel_size` computes them."""

@@ -68,3 +68,22 @@ def tiny_wan_vae(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wanvae")
     vae.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_transformer(tmp_path_factory):
+    """A randomly initialised Wan 2.1 transformer folder (diffusers WanTransformer3DModel) shaped like the tests'
+    small model (dim 64, 2 heads, FFN 128, 2 layers) on the tiny VAE's 4 latent channels, in two weight shards."""
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(0)
+    wan = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=32, in_channels=4, out_channels=4,
+        text_dim=16, freq_dim=256, ffn_dim=128, num_layers=2, rope_max_seq_len=64,
+    )
+    for block in wan.blocks:  # not the near-identity init: every loaded tensor must matter
+        torch.nn.init.normal_(block.scale_shift_table, std=0.5)
+    torch.nn.init.normal_(wan.proj_out.weight, std=0.1)
+    folder = tmp_path_factory.mktemp("wan")
+    wan.save_pretrained(folder, max_shard_size="200KB")
+    return folder

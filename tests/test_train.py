@@ -324,3 +324,28 @@ def test_gradient_checkpointing_trains_the_same_numbers(tmp_path, monkeypatch):
     assert torch.allclose(torch.tensor(runs[False]["losses"]), torch.tensor(runs[True]["losses"]), rtol=1e-6)
     # Recomputation may round differently in the last bit; measured 1e-7 after 3 steps.
     assert all(torch.allclose(runs[False]["ema"][k], runs[True]["ema"][k], atol=1e-6) for k in runs[False]["ema"])
+
+
+def test_training_from_wan_weights_and_a_second_stage(tmp_path, tiny_wan_vae, tiny_wan_transformer):
+    from diffusers import WanTransformer3DModel
+
+    kw = dict(steps=1, frames=5, codec="wan-vae", vae=str(tiny_wan_vae), ckpt_every=100, lr=0.0)
+    first = train(_cfg(tmp_path / "wan", init_video_from=str(tiny_wan_transformer), **kw), progress=False)["model"]
+    wan = WanTransformer3DModel.from_pretrained(tiny_wan_transformer).state_dict()
+    assert torch.equal(first.state_dict()["blocks.1.video.ffn.net.2.weight"], wan["blocks.1.ffn.net.2.weight"])
+    assert torch.equal(first.state_dict()["video_io.patch_embedding.weight"], wan["patch_embedding.weight"])
+    exported = json.loads((tmp_path / "wan" / "model" / "config.json").read_text())
+    assert exported["video_skip"] is False and exported["video_position_embedding"] is False
+    # A second stage keeps the first stage's kind of video stream.
+    second = train(_cfg(tmp_path / "second", init_from=str(tmp_path / "wan" / CKPT_NAME), **kw), progress=False)
+    assert second["model"].config.video_skip is False
+
+    bad = [
+        (dict(kw, codec="pixel", frames=4), "codec wan-vae"),
+        (dict(kw, init_from=str(tmp_path / "wan" / CKPT_NAME)), "exclude each other"),
+        (dict(kw, model_overrides=dict(SMALL, ffn_dim=96)), "does not have Wan's shape"),
+    ]
+    for settings, match in bad:
+        with pytest.raises(ValueError, match=match):
+            train(_cfg(tmp_path / "neg", **dict(settings, init_video_from=str(tiny_wan_transformer))), progress=False)
+        assert not (tmp_path / "neg").exists()

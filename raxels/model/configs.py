@@ -27,6 +27,10 @@ class ModelConfig:
     pose_head_norm: bool = True  # a LayerNorm at that readout's input (False: README, "Why translations fail")
     video_stem: int = 0  # channels of a 3x3x3 conv + GELU before the video patch embedding (0: Wan's plain one)
     motion_stem: int = 0  # channels of `MotionStem`: each frame compared with the first, into both streams (0: none)
+    # The video stream's absolute sin-cos positions and velocity skip; both off when it starts from Wan's weights
+    # (`wan_init`), whose function has neither.
+    video_position_embedding: bool = True
+    video_skip: bool = True
 
 
 CONFIGS: dict[str, ModelConfig] = {

@@ -251,6 +251,8 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         pose_head_norm: bool = True,
         video_stem: int = 0,
         motion_stem: int = 0,
+        video_position_embedding: bool = True,
+        video_skip: bool = True,
     ):
         super().__init__()
         if dim % heads or ray_dim % ray_heads:
@@ -306,7 +308,9 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         gv, gr = self._grids(video, raxels)
         pos_v, pos_r = self._positions(gv, gr, video.device)
         ropes = self._ropes(pos_v, pos_r)
-        hv = self.video_io.embed(video) + sincos_embedding(pos_v, self.config.dim).to(video.dtype)
+        hv = self.video_io.embed(video)
+        if self.config.video_position_embedding:
+            hv = hv + sincos_embedding(pos_v, self.config.dim).to(video.dtype)
         hr = self.raxel_io.embed(raxels) + sincos_embedding(pos_r, self.config.ray_dim).to(video.dtype)
         if self.motion_encoder is not None:
             if gv != gr:
@@ -321,7 +325,9 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
                 hv, hr = self._gradient_checkpointing_func(block, hv, hr, mod_v, mod_r, *ropes)
             else:
                 hv, hr = block(hv, hr, mod_v, mod_r, *ropes)
-        out_v = self.video_io.head(hv, temb_v, gv) + self.video_io.skip_weight(tv_tok, temb_v, gv) * video
+        out_v = self.video_io.head(hv, temb_v, gv)
+        if self.config.video_skip:
+            out_v = out_v + self.video_io.skip_weight(tv_tok, temb_v, gv) * video
         out_r = self.raxel_io.head(hr, temb_r, gr) + self.raxel_io.skip_weight(tr_tok, temb_r, gr) * raxels
         if not return_pose:
             return out_v, out_r
