@@ -173,14 +173,22 @@ class WanVAECodec(LatentCodec):
         return x[:, :, :num_frames].permute(0, 2, 1, 3, 4).clamp(-1, 1)
 
 
+def check_codec(name: str, camera_encoding: str = "raxel", vae: str | os.PathLike = "") -> dict | None:
+    """A one-line ValueError for codec settings that cannot work, before anything loads; the Wan VAE's config for
+    "wan-vae", None for "pixel"."""
+    if name == "pixel":
+        return None
+    if name != "wan-vae":
+        raise ValueError(f"unknown codec {name!r}; choose from {CODECS}")
+    if camera_encoding != "raxel":
+        raise ValueError("the Wan VAE encodes 3-channel images: camera_encoding must be raxel")
+    if not vae:
+        raise ValueError("codec wan-vae needs vae, the Wan VAE's folder")
+    return read_wan_vae_config(vae)
+
+
 def load_codec(name: str, camera_encoding: str = "raxel", factor: int = 4, vae: str | os.PathLike = "") -> LatentCodec:
     """The codec a model was trained with: `PixelCodec(factor)` or the Wan VAE in the folder `vae`."""
-    if name == "pixel":
+    if check_codec(name, camera_encoding, vae) is None:
         return PixelCodec(factor, camera_encoding)
-    if name == "wan-vae":
-        if camera_encoding != "raxel":
-            raise ValueError(f"the Wan VAE encodes 3-channel images: raxels, not {camera_encoding!r} maps")
-        if not vae:
-            raise ValueError("the wan-vae codec needs its VAE folder")
-        return WanVAECodec.from_pretrained(vae)
-    raise ValueError(f"unknown codec {name!r}; choose from {CODECS}")
+    return WanVAECodec.from_pretrained(vae)

@@ -125,12 +125,13 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def save_checkpoint(path: Path, model, ema: dict, opt, step: int, cfg: TrainConfig) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v.contiguous() for k, v in ema.items()})
+    # Written from the CPU whatever device trained (a no-op on a CPU run).
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.cpu().contiguous() for k, v in ema.items()})
     sd = opt.state_dict()
     for idx, st in sd["state"].items():
         for k, v in st.items():
-            tensors[f"opt.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"opt.{idx}.{k}"] = v.cpu() if torch.is_tensor(v) else torch.tensor(v)
     meta = {
         "step": str(step),
         "train_config": json.dumps(asdict(cfg)),
@@ -258,6 +259,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     raw = accelerator.unwrap_model(model)
     device = accelerator.device
     codec.to(device)
+    ema = {k: v.to(device) for k, v in ema.items()}  # updated from the weights on their device every step
 
     n, rank = accelerator.num_processes, accelerator.process_index
     if cfg.batch_size % n:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from .codec import CODECS, WAN_FRAME_MULTIPLE, read_wan_vae_config, wan_vae_factors
+from .codec import WAN_FRAME_MULTIPLE, check_codec, wan_vae_factors
 from .data.batches import CAMERA_CHANNELS
 from .data.sources import DATA_SOURCES
 from .flow import TASKS
@@ -102,14 +102,8 @@ class TrainConfig:
         if self.data != "synthrooms" and not (self.data_root and Path(self.data_root).is_dir()):
             raise ValueError(f"data {self.data!r} needs data_root, a folder of clips (got {self.data_root!r})")
         spatial = self.codec_factor
-        if self.codec not in CODECS:
-            raise ValueError(f"unknown codec {self.codec!r}; choose from {CODECS}")
-        if self.codec == "wan-vae":
-            if self.camera_encoding != "raxel":
-                raise ValueError("the Wan VAE encodes 3-channel images: camera_encoding must be raxel")
-            if not self.vae:
-                raise ValueError("codec wan-vae needs vae, the Wan VAE's folder")
-            vae = read_wan_vae_config(self.vae)
+        vae = check_codec(self.codec, self.camera_encoding, self.vae)
+        if vae is not None:
             spatial, _ = wan_vae_factors(vae)
             for f in self.frames_choices or (self.frames,):
                 if (f - 1) % WAN_FRAME_MULTIPLE:
@@ -128,7 +122,7 @@ class TrainConfig:
         if self.init_video_from:
             if self.init_from:
                 raise ValueError("init_video_from and init_from exclude each other: a second stage has its weights")
-            if self.codec != "wan-vae":
+            if vae is None:
                 raise ValueError("init_video_from: Wan's video stream reads Wan VAE latents (codec wan-vae)")
             # The model's input width is the VAE's latent channels (`train.build`), whatever the named config says.
             shape = replace(model_config(self.model, **self.model_overrides), in_channels=int(vae["z_dim"]))

@@ -349,3 +349,15 @@ def test_training_from_wan_weights_and_a_second_stage(tmp_path, tiny_wan_vae, ti
         with pytest.raises(ValueError, match=match):
             train(_cfg(tmp_path / "neg", **dict(settings, init_video_from=str(tiny_wan_transformer))), progress=False)
         assert not (tmp_path / "neg").exists()
+
+
+def test_export_checkpoint_gives_the_runs_exported_model(tmp_path):
+    from safetensors.torch import load_file as load
+
+    from raxels.train import export_checkpoint
+
+    train(_cfg(tmp_path / "run", steps=2, ckpt_every=100, pose_loss_weight=0.5), progress=False)
+    export_checkpoint(tmp_path / "run" / CKPT_NAME, tmp_path / "again")
+    a, b = (load(tmp_path / n / "diffusion_pytorch_model.safetensors") for n in ("run/model", "again"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "again" / "config.json").read_text() == (tmp_path / "run" / "model" / "config.json").read_text()
