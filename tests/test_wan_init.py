@@ -41,3 +41,22 @@ def test_bad_wan_folders_and_models(tiny_wan_transformer, tmp_path):
                               tiny_wan_transformer)
     with pytest.raises(ValueError, match="video_skip=False"):
         load_wan_video_stream(build_model(model_config("tiny", **SHAPE)), tiny_wan_transformer)
+
+
+# The config.json files of the Wan 2.1 Diffusers releases (transformer/ and vae/), the fields that matter here.
+WAN_21_T2V_1_3B = dict(attention_head_dim=128, num_attention_heads=12, ffn_dim=8960, num_layers=30, in_channels=16,
+                       out_channels=16, patch_size=[1, 2, 2], freq_dim=256, text_dim=4096)
+WAN_21_14B = dict(WAN_21_T2V_1_3B, num_attention_heads=40, ffn_dim=13824, num_layers=40)
+WAN_21_VAE = dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True])
+
+
+@pytest.mark.parametrize("name, wan", [("wan-1.3b", WAN_21_T2V_1_3B), ("wan-14b", WAN_21_14B)])
+def test_the_named_configs_have_wan_21s_shapes(tmp_path, name, wan):
+    import json
+
+    from raxels.codec import wan_vae_factors
+    from raxels.model.wan_init import check_wan_config
+
+    (tmp_path / "config.json").write_text(json.dumps(wan))
+    check_wan_config(tmp_path, model_config(name))  # raises on any difference
+    assert model_config(name).in_channels == WAN_21_VAE["z_dim"] and wan_vae_factors(WAN_21_VAE) == (8, 4)
