@@ -149,7 +149,12 @@ class WanVAECodec(LatentCodec):
         from diffusers import AutoencoderKLWan
 
         read_wan_vae_config(folder)
-        return cls(AutoencoderKLWan.from_pretrained(Path(folder), torch_dtype=torch_dtype, local_files_only=True))
+        try:
+            vae = AutoencoderKLWan.from_pretrained(Path(folder), torch_dtype=torch_dtype, local_files_only=True)
+        except (OSError, RuntimeError, ValueError) as e:  # missing, corrupt or mismatched weights
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"{folder}: the Wan VAE's weights do not load ({first})") from None
+        return cls(vae)
 
     def to(self, device) -> WanVAECodec:
         self.vae.to(device)

@@ -120,7 +120,11 @@ class Pipeline:
         # bf16 weights as well as autocast: autocast alone re-casts every weight on every call (a tenth of a
         # 2-step estimate of the tiny model), and a large model needs half the memory.
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        model = RaxelsDiT.from_pretrained(folder, torch_dtype=dtype).eval().to(device)
+        try:
+            model = RaxelsDiT.from_pretrained(folder, torch_dtype=dtype).eval().to(device)
+        except (OSError, RuntimeError) as e:  # missing, corrupt or mismatched weights (diffusers' wording)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"{folder}: the model's weights do not load ({first})") from None
         return cls(model, codec, cfg, precision)
 
     @property

@@ -1,6 +1,7 @@
 """The `raxels` command, run in-process through the same entry point as the console script."""
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -169,6 +170,7 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "gpu_missing",
         "device_unknown",
         "train_data_root_missing",
+        "corrupt_model",
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
@@ -181,6 +183,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     lines = (d / "traj.txt").read_text().splitlines()
     lines[2] = " ".join(lines[2].split()[:10] + ["nan"] + lines[2].split()[11:])
     (bad / "nan.txt").write_text("\n".join(lines) + "\n")
+    shutil.copytree(model_dir, bad / "model")
+    (bad / "model" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
     argv = {
         "corrupt_video": ["estimate", bad / "broken.mp4", "--out", tmp_path / "o", "--model", model_dir],
         "missing_video": ["consistency", bad / "nope.mp4", "--out", tmp_path / "o", "--model", model_dir],
@@ -228,6 +232,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "gpu_missing": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", model_dir, "--device", "cuda:99"],
         "device_unknown": ["joint", d / "first.png", "--out", tmp_path / "o", "--model", model_dir, "--device", "gpu"],
         "train_data_root_missing": ["train", "--steps", 1, "--data", "re10k", "--out", tmp_path / "o"],
+        "corrupt_model": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", bad / "model"],
     }[case]
     code, out, err = run(argv, capsys)
     assert code == 2

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 import torch
 
@@ -37,3 +39,10 @@ def test_wan_vae_codec_loads_from_local_folder(tiny_wan_vae):
 def test_wan_vae_missing_folder(tmp_path):
     with pytest.raises(InputError, match="no Wan VAE"):
         WanVAECodec.from_pretrained(tmp_path / "nothing")
+
+
+def test_wan_vae_with_corrupt_weights(tiny_wan_vae, tmp_path):
+    shutil.copy(tiny_wan_vae / "config.json", tmp_path / "config.json")
+    (tmp_path / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="the Wan VAE's weights do not load"):
+        WanVAECodec.from_pretrained(tmp_path)

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 import torch
 
@@ -41,6 +43,10 @@ def test_bad_wan_folders_and_models(tiny_wan_transformer, tmp_path):
                               tiny_wan_transformer)
     with pytest.raises(ValueError, match="video_skip=False"):
         load_wan_video_stream(build_model(model_config("tiny", **SHAPE)), tiny_wan_transformer)
+    shutil.copy(tiny_wan_transformer / "config.json", tmp_path / "config.json")
+    (tmp_path / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="not a readable safetensors file"):
+        load_wan_video_stream(build_model(model_config("tiny", **SHAPE, **WAN_STREAM)), tmp_path)
 
 
 # The config.json files of the Wan 2.1 Diffusers releases (transformer/ and vae/), the fields that matter here.

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from ..errors import InputError
 
@@ -94,7 +94,11 @@ def load_wan_video_stream(model, folder: str | os.PathLike) -> dict:
     params = model.state_dict()
     loaded, unused = [], []
     for file in _weight_files(folder):
-        with safe_open(str(file), "pt") as f:
+        try:
+            handle = safe_open(str(file), "pt")
+        except (SafetensorError, OSError) as e:
+            raise InputError(f"{file}: not a readable safetensors file ({e})") from None
+        with handle as f:
             for key in f.keys():
                 ours = _our_key(key)
                 if ours is None:
