@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from .cli_train import train
-from .errors import InputError
+from .errors import InputError, first_line
 from .paths import DEFAULT_MODEL
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Rays as Pixels: videos and camera trajectories.")
@@ -358,7 +358,7 @@ def main() -> None:
     try:
         app()  # standalone: click turns usage errors into a message and exit code 2
     except (InputError, ValueError) as e:  # bad input reaches here as ValueError from the library's checks
-        print(f"raxels: error: {str(e).splitlines()[0] if str(e) else e.__class__.__name__}", file=sys.stderr)
+        print(f"raxels: error: {first_line(e)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 
 class LatentCodec(ABC):
@@ -152,8 +152,7 @@ class WanVAECodec(LatentCodec):
         try:
             vae = AutoencoderKLWan.from_pretrained(Path(folder), torch_dtype=torch_dtype, local_files_only=True)
         except (OSError, RuntimeError, ValueError) as e:  # missing, corrupt or mismatched weights
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"{folder}: the Wan VAE's weights do not load ({first})") from None
+            raise InputError(f"{folder}: the Wan VAE's weights do not load ({first_line(e)})") from None
         return cls(vae)
 
     def to(self, device) -> WanVAECodec:

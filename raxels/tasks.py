@@ -24,7 +24,7 @@ from torch import Tensor
 from .cameras import Cameras, canonicalise, intrinsics, invert_rigid
 from .codec import LatentCodec, load_codec
 from .data.batches import CAMERA_CHANNELS, camera_images
-from .errors import InputError
+from .errors import InputError, first_line
 from .flow import TaskMask, sample, task_mask
 from .model import RaxelsDiT
 from .raxels import raxels_to_cameras
@@ -123,8 +123,7 @@ class Pipeline:
         try:
             model = RaxelsDiT.from_pretrained(folder, torch_dtype=dtype).eval().to(device)
         except (OSError, RuntimeError) as e:  # missing, corrupt or mismatched weights (diffusers' wording)
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"{folder}: the model's weights do not load ({first})") from None
+            raise InputError(f"{folder}: the model's weights do not load ({first_line(e)})") from None
         return cls(model, codec, cfg, precision)
 
     @property

@@ -24,6 +24,7 @@ from .aux_pose import pose_targets
 from .codec import load_codec
 from .data.batches import CAMERA_CHANNELS
 from .data.sources import clip_source
+from .errors import first_line
 from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
 from .io.atomic import atomic_path
 from .model import RaxelsDiT, build_model, model_config
@@ -172,8 +173,7 @@ def start_from(path: Path, model, ema: dict, opt) -> None:
     except SafetensorError as e:
         raise ValueError(f"init_from: {path} is not a readable checkpoint ({e})") from None
     except (RuntimeError, KeyError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"init_from: {path} does not fit this model ({first})") from None
+        raise ValueError(f"init_from: {path} does not fit this model ({first_line(e)})") from None
 
 
 def frames_seen(cfg: TrainConfig) -> tuple[int, ...]:
