@@ -78,9 +78,12 @@ def _losses(folder):
     return {r["step"]: r["loss"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())}
 
 
-def test_two_process_ddp_matches_one_process(tmp_path):
-    one = _cfg(tmp_path / "one", steps=4, batch_size=4, ckpt_every=100)
-    two = _cfg(tmp_path / "two", steps=4, batch_size=4, ckpt_every=100)
+@pytest.mark.parametrize("data", ["synthrooms", "dl3dv"])
+def test_two_process_ddp_matches_one_process(tmp_path, data, dl3dv_scene):
+    # dl3dv: each process reads its own share of the clips from disk, as it would on real data.
+    real = dict(data="dl3dv", data_root=str(dl3dv_scene[0].parent), max_stride=2) if data == "dl3dv" else {}
+    one = _cfg(tmp_path / "one", steps=4, batch_size=4, ckpt_every=100, **real)
+    two = _cfg(tmp_path / "two", steps=4, batch_size=4, ckpt_every=100, **real)
     subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
     launcher = [
         sys.executable,
