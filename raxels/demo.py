@@ -160,8 +160,8 @@ def run_demo(out: Path, model: Path = DEFAULT_MODEL, synth_clips: int = 2, gen_s
         (tmp / "metrics.json").write_text(json.dumps(summary, indent=2))
         intro = (
             f"Model: <code>{model.name}</code> ({sum(p.numel() for p in pipe.model.parameters()) / 1e6:.1f}M "
-            f"parameters, {W}x{H} frames, pixel codec). Trajectories are canonical: first camera = identity, "
-            f"farthest camera centre at distance 1. Total demo time {time.perf_counter() - t_start:.0f} s."
+            f"parameters, {W}x{H} frames, {pipe.cfg.codec} codec). Trajectories are canonical: first camera = "
+            f"identity, farthest camera centre at distance 1. Total demo time {time.perf_counter() - t_start:.0f} s."
         )
         write_report(tmp / "report.html", "raxels demo", intro, summary, sections)
     print(f"demo: wrote {out / 'report.html'} in {time.perf_counter() - t_start:.0f} s")

@@ -26,3 +26,15 @@ def test_demo_writes_a_complete_report(tmp_path):
     for src in ("synthrooms_0_generated.mp4", "synthrooms_0_trajectory.png", "metrics.json"):
         assert (tmp_path / "demo" / src).stat().st_size > 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_demo_runs_a_wan_vae_model_and_names_its_codec(tmp_path, tiny_wan_vae):
+    torch.manual_seed(0)
+    cfg = model_config("tiny", in_channels=4, raxel_in_channels=4, dim=32, heads=2, ffn_dim=64, num_layers=1,
+                       ray_dim=32, ray_heads=2, ray_ffn_dim=64)
+    model = tmp_path / "model"
+    build_model(cfg).save_pretrained(model)
+    write_pipeline_config(model, PipelineConfig(height=32, width=32, codec="wan-vae", vae=str(tiny_wan_vae),
+                                                raxel_scale=0.5, train_frames=(5,)))
+    html = run_demo(tmp_path / "demo", model, synth_clips=1, gen_steps=1).read_text()
+    assert "wan-vae codec" in html and "synthrooms_0_joint.mp4" in html
