@@ -56,7 +56,9 @@ def _clip_section(
         rows.append(row)
     plot_trajectories(tmp / f"{name}_trajectory.png", trajs, f"{name}: estimated vs true")
     items.append({"kind": "image", "src": f"{name}_trajectory.png", "caption": "3D trajectories", "width": 330})
-    true_raxels = camera_images(cams.to(torch.float64))[0].float() if cams is not None else None
+    true_raxels = None  # at the size the model makes them, beside its estimates
+    if cams is not None:
+        true_raxels = camera_images(cams.to(torch.float64), pipe.cfg.camera_encoding, pipe.cfg.raxel_scale)[0].float()
     raxel_strip(tmp / f"{name}_raxels_est.png", raxels[0], reference=true_raxels)
     items.append({"kind": "image", "src": f"{name}_raxels_est.png", "caption": "estimated raxel images", "width": 512})
     if cams is not None:

@@ -1,6 +1,7 @@
 import torch
 
 from raxels.demo import run_demo
+from raxels.io import read_image
 from raxels.model import build_model, model_config
 from raxels.tasks import PipelineConfig, write_pipeline_config
 
@@ -38,3 +39,6 @@ def test_demo_runs_a_wan_vae_model_and_names_its_codec(tmp_path, tiny_wan_vae):
                                                 raxel_scale=0.5, train_frames=(5,)))
     html = run_demo(tmp_path / "demo", model, synth_clips=1, gen_steps=1).read_text()
     assert "wan-vae codec" in html and "synthrooms_0_joint.mp4" in html
+    # The true raxel strip is drawn at the size the model makes raxels (half the frame here), as the estimated one.
+    est, true = (read_image(tmp_path / "demo" / f"synthrooms_0_raxels_{k}.png") for k in ("est", "true"))
+    assert est.shape == true.shape and est.shape[-2] == 16
