@@ -101,7 +101,7 @@ def load_wan_video_stream(model, folder: str | os.PathLike) -> dict:
         with handle as f:
             for key in f.keys():
                 ours = _our_key(key)
-                if ours is None:
+                if ours is None or ours not in params:  # e.g. a variant's extra tensors
                     unused.append(key)
                     continue
                 tensor = f.get_tensor(key)
