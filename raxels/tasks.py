@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .cameras import Cameras, canonicalise, intrinsics, invert_rigid
 from .codec import LatentCodec, load_codec
-from .data.batches import CAMERA_CHANNELS, camera_images
+from .data.batches import CAMERA_CHANNELS, camera_image_size, camera_images
 from .errors import InputError, first_line
 from .flow import TaskMask, sample, task_mask
 from .model import RaxelsDiT
@@ -132,7 +132,7 @@ class Pipeline:
 
     def raxel_size(self) -> tuple[int, int]:
         """(height, width) of the raxel images the model sees."""
-        return round(self.cfg.height * self.cfg.raxel_scale), round(self.cfg.width * self.cfg.raxel_scale)
+        return camera_image_size(self.cfg.height, self.cfg.width, self.cfg.raxel_scale)
 
     @contextlib.contextmanager
     def autocast(self):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .codec import WAN_FRAME_MULTIPLE, check_codec, wan_vae_factors
-from .data.batches import CAMERA_CHANNELS
+from .data.batches import CAMERA_CHANNELS, camera_image_size
 from .data.sources import DATA_SOURCES
 from .flow import TASKS
 from .io.atomic import check_output
@@ -129,8 +129,8 @@ class TrainConfig:
             check_wan_config(self.init_video_from, shape)
 
     def raxel_size(self) -> tuple[int, int]:
-        """(height, width) of the raxel images, as `Pipeline.raxel_size` computes them."""
-        return round(self.height * self.raxel_scale), round(self.width * self.raxel_scale)
+        """(height, width) of the raxel images."""
+        return camera_image_size(self.height, self.width, self.raxel_scale)
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step

@@ -24,9 +24,14 @@ class Batch:
     kinds: tuple[str, ...] = ()  # SynthRooms trajectory kind per clip (empty for other data)
 
 
+def camera_image_size(height: int, width: int, scale: float = 1.0) -> tuple[int, int]:
+    """(height, width) of the camera images for frames of height x width at `scale` (the one rounding rule)."""
+    return round(height * scale), round(width * scale)
+
+
 def camera_images(cams: Cameras, encoding: str = "raxel", scale: float = 1.0) -> Tensor:
     """Canonical cameras -> the camera images the model sees, at `scale` times the frame size."""
-    H, W = round(cams.height * scale), round(cams.width * scale)
+    H, W = camera_image_size(cams.height, cams.width, scale)
     if encoding == "raxel":
         return cameras_to_raxels(cams, H, W)
     if encoding == "plucker":
