@@ -4,11 +4,10 @@ presets that train the shipped model (`make checkpoint`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 
 from .codec import WAN_FRAME_MULTIPLE, check_codec, wan_vae_factors
 from .data.batches import CAMERA_CHANNELS, camera_image_size
-from .data.sources import DATA_SOURCES
+from .data.sources import check_data
 from .flow import TASKS
 from .io.atomic import check_output
 from .model import model_config
@@ -97,10 +96,7 @@ class TrainConfig:
         for f in self.frames_choices or (self.frames,):
             if f <= self.cond_frames:
                 raise ValueError(f"frames={f} leaves no frame to generate beyond cond_frames={self.cond_frames}")
-        if self.data not in DATA_SOURCES:
-            raise ValueError(f"unknown data {self.data!r}; choose from {DATA_SOURCES}")
-        if self.data != "synthrooms" and not (self.data_root and Path(self.data_root).is_dir()):
-            raise ValueError(f"data {self.data!r} needs data_root, a folder of clips (got {self.data_root!r})")
+        check_data(self.data, self.data_root)
         spatial = self.codec_factor
         vae = check_codec(self.codec, self.camera_encoding, self.vae)
         if vae is not None:

@@ -54,10 +54,17 @@ class ClipEntry:
     load: Callable[[int, int, int], VideoClip]  # (start, stride, count) -> those frames at the training size
 
 
-def pick_frames(seed: int, entries: list[ClipEntry], frames: int, max_stride: int) -> tuple[int, int, int]:
+def long_enough(entries: list[ClipEntry], frames: int) -> list[int]:
+    """Indices of the clips with at least `frames` frames."""
+    return [i for i, e in enumerate(entries) if e.frames >= frames]
+
+
+def pick_frames(
+    seed: int, entries: list[ClipEntry], frames: int, max_stride: int, eligible: list[int] | None = None
+) -> tuple[int, int, int]:
     """(entry index, start, stride) of a seed's clip: a clip long enough, a stride in 1..max_stride as far as the
-    clip allows, a start where that run fits."""
-    eligible = [i for i, e in enumerate(entries) if e.frames >= frames]
+    clip allows, a start where that run fits. eligible: `long_enough(entries, frames)`, if already known."""
+    eligible = long_enough(entries, frames) if eligible is None else eligible
     g = torch.Generator().manual_seed(seed)
     i = eligible[int(torch.randint(len(eligible), (1,), generator=g))]
     stride = 1 + int(torch.randint(min(max_stride, (entries[i].frames - 1) // (frames - 1)), (1,), generator=g))
@@ -78,11 +85,13 @@ class FolderSource(ClipSource):
         if max(frames) > longest:
             raise ValueError(f"no training clip has {max(frames)} frames (the longest has {longest})")
         self.entries, self.encoding, self.raxel_scale, self.max_stride = entries, encoding, raxel_scale, max_stride
+        # Once per clip length, not per drawn clip: a real data set has tens of thousands of clips.
+        self.eligible = {f: long_enough(entries, f) for f in frames}
 
     def batch(self, seeds: list[int], frames: int) -> Batch:
         clips = []
         for seed in seeds:
-            i, start, stride = pick_frames(seed, self.entries, frames, self.max_stride)
+            i, start, stride = pick_frames(seed, self.entries, frames, self.max_stride, self.eligible[frames])
             clips.append(self.entries[i].load(start, stride, frames))
         video = torch.stack([c.frames for c in clips])
         cams = Cameras(
@@ -126,6 +135,14 @@ def dl3dv_entries(root: str | os.PathLike, size: tuple[int, int], image_dir: str
     return [ClipEntry(s.name, len(read_transforms(s / "transforms.json")[1]), loader(s)) for s in dl3dv_scenes(root)]
 
 
+def check_data(data: str, root: str = "") -> None:
+    """A one-line ValueError for data settings that cannot work, before anything is read."""
+    if data not in DATA_SOURCES:
+        raise ValueError(f"unknown data {data!r}; choose from {DATA_SOURCES}")
+    if data != "synthrooms" and not (root and Path(root).is_dir()):
+        raise ValueError(f"data {data!r} needs data_root, a folder of clips (got {root!r})")
+
+
 def clip_source(
     data: str,
     frames: tuple[int, ...],
@@ -137,12 +154,9 @@ def clip_source(
     max_stride: int = 1,
     image_dir: str = "",
 ) -> ClipSource:
+    check_data(data, root)
     if data == "synthrooms":
         return SynthRoomsSource(height, width, encoding, raxel_scale)
-    if data not in DATA_SOURCES:
-        raise ValueError(f"unknown data {data!r}; choose from {DATA_SOURCES}")
-    if not root:
-        raise ValueError(f"data {data!r} needs a data_root folder")
     size = (height, width)
     entries = re10k_entries(root, size) if data == "re10k" else dl3dv_entries(root, size, image_dir)
     return FolderSource(entries, frames, encoding, raxel_scale, max_stride)
