@@ -58,14 +58,19 @@ def _video_stream_kind(cfg: TrainConfig) -> dict:
     (`init_from`) keeps whatever its first stage's model had."""
     if cfg.init_video_from:
         return dict.fromkeys(_WAN_STREAM, False)
-    if cfg.init_from and Path(cfg.init_from).is_file():
-        try:
-            with safe_open(cfg.init_from, "pt") as f:
-                first = json.loads(f.metadata()["model_config"])
-        except (SafetensorError, KeyError, TypeError, ValueError):
-            return {}  # not a checkpoint: `start_from` says so before anything is written
-        return {k: first[k] for k in _WAN_STREAM if k in first}
-    return {}
+    try:
+        first = _first_stage(cfg, "model_config")
+    except (SafetensorError, KeyError, TypeError, ValueError):
+        return {}  # not a checkpoint: `start_from` says so before anything is written
+    return {k: first[k] for k in _WAN_STREAM if k in first} if first else {}
+
+
+def _first_stage(cfg: TrainConfig, key: str) -> dict | None:
+    """One JSON entry ("model_config", "train_config") of the `init_from` checkpoint's metadata; None without one."""
+    if not (cfg.init_from and Path(cfg.init_from).is_file()):
+        return None
+    with safe_open(cfg.init_from, "pt") as f:
+        return json.loads(f.metadata()[key])
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -179,9 +184,9 @@ def start_from(path: Path, model, ema: dict, opt) -> None:
 def frames_seen(cfg: TrainConfig) -> tuple[int, ...]:
     """Clip lengths the model trained on: this run's and those of the runs it started from (`init_from`)."""
     seen = set(cfg.frames_choices or (cfg.frames,))
-    if cfg.init_from and Path(cfg.init_from).is_file():
-        with safe_open(cfg.init_from, "pt") as f:
-            seen |= set(frames_seen(TrainConfig.from_dict(json.loads(f.metadata()["train_config"]))))
+    first = _first_stage(cfg, "train_config")
+    if first is not None:
+        seen |= set(frames_seen(TrainConfig.from_dict(first)))
     return tuple(sorted(seen))
 
 
