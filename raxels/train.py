@@ -7,7 +7,6 @@ exactly, and N processes see the same global batch as one.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -29,6 +28,7 @@ from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
 from .io.atomic import atomic_path
 from .model import RaxelsDiT, build_model, model_config
 from .model.wan_init import load_wan_video_stream
+from .sharding import shard, split_like, whole
 from .tasks import resolve_precision, write_pipeline_config
 from .train_config import TrainConfig
 
@@ -130,14 +130,22 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 # ---- checkpoints: one safetensors file, written under a temporary name and renamed ----
 
 
-def save_checkpoint(path: Path, model, ema: dict, opt, step: int, cfg: TrainConfig) -> None:
-    # Written from the CPU whatever device trained (a no-op on a CPU run).
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v.cpu().contiguous() for k, v in ema.items()})
+def save_checkpoint(path: Path, model, ema: dict, opt, step: int, cfg: TrainConfig, write: bool = True) -> None:
+    """Whole tensors, written from the CPU whatever device trained. A sharded run calls this on every process (each
+    shard is gathered in turn) and only the process with `write` keeps them and writes the file."""
+
+    def keep(v):
+        v = whole(v.detach()) if torch.is_tensor(v) else torch.tensor(v)
+        return v.cpu().contiguous() if write else None
+
+    tensors = {f"model.{k}": keep(v) for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": keep(v) for k, v in ema.items()})
     sd = opt.state_dict()
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{idx}.{k}"] = v.cpu() if torch.is_tensor(v) else torch.tensor(v)
+    for idx in sorted(sd["state"]):  # the same order on every process: the gathers must pair up
+        for k in sorted(sd["state"][idx]):
+            tensors[f"opt.{idx}.{k}"] = keep(sd["state"][idx][k])
+    if not write:
+        return
     meta = {
         "step": str(step),
         "train_config": json.dumps(asdict(cfg)),
@@ -155,16 +163,25 @@ def load_checkpoint(path: Path):
 
 
 def restore(path: Path, model, ema: dict, opt) -> int:
-    tensors, meta = load_checkpoint(path)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    for k in ema:
-        ema[k].copy_(tensors[f"ema.{k}"])
-    state: dict = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, idx, name = k.split(".", 2)
-            state.setdefault(int(idx), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    """Load a checkpoint file into the model, EMA and optimiser, sharded or not. Tensors are read one at a time
+    (each process of a sharded run keeps only its part), so no process holds the whole file."""
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        names = set(f.keys())
+        state = model.state_dict()
+        mine = {f"model.{k}" for k in state}
+        missing = sorted(mine - names) + sorted({f"ema.{k}" for k in ema} - names)
+        extra = sorted({k for k in names if k.startswith("model.")} - mine)
+        if missing or extra:
+            raise ValueError(f"missing {missing[:3]}, unexpected {extra[:3]}")
+        model.load_state_dict({k: split_like(f.get_tensor(f"model.{k}"), v) for k, v in state.items()})
+        for k in ema:
+            ema[k].copy_(split_like(f.get_tensor(f"ema.{k}"), ema[k]))
+        params = [p for group in opt.param_groups for p in group["params"]]
+        opt_state: dict = {}
+        for idx, name in sorted((int(i), n) for _, i, n in (k.split(".", 2) for k in names if k.startswith("opt."))):
+            opt_state.setdefault(idx, {})[name] = split_like(f.get_tensor(f"opt.{idx}.{name}"), params[idx])
+    opt.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
     return int(meta["step"])
 
 
@@ -205,11 +222,12 @@ def pipeline_config(cfg: TrainConfig):
     )
 
 
-def export_model(folder: Path, model, ema: dict, cfg: TrainConfig) -> None:
-    """The EMA weights as a diffusers folder (config.json + safetensors + pipeline.json), all or nothing."""
+def export_model(folder: Path, model_config: dict, ema: dict, cfg: TrainConfig) -> None:
+    """The EMA weights (whole tensors) as a diffusers folder (config.json + safetensors + pipeline.json), all or
+    nothing."""
     import shutil
 
-    export = copy.deepcopy(model)
+    export = RaxelsDiT.from_config(model_config)
     export.load_state_dict(ema)
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
@@ -224,9 +242,8 @@ def export_checkpoint(ckpt: Path, folder: Path) -> None:
     """Export the EMA weights of a training checkpoint file as a model folder."""
     tensors, meta = load_checkpoint(Path(ckpt))
     cfg = TrainConfig.from_dict(json.loads(meta["train_config"]))
-    model = RaxelsDiT.from_config(json.loads(meta["model_config"]))  # as trained, whatever built it
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    export_model(folder, model, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, cfg)
+    ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    export_model(folder, json.loads(meta["model_config"]), ema, cfg)  # the model as trained, whatever built it
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -251,6 +268,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         cfg.data, cfg.frames_choices or (cfg.frames,), cfg.height, cfg.width, cfg.data_root, cfg.camera_encoding,
         cfg.raxel_scale, cfg.max_stride, cfg.dl3dv_images,
     )
+    sharded = cfg.fsdp and accelerator.num_processes > 1  # one process has nothing to split
+    if sharded:
+        shard(model, accelerator.device)  # before the optimiser and the EMA, which then hold shards too
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     out = Path(cfg.out)
@@ -260,7 +280,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         start = restore(ckpt, model, ema, opt)
     elif cfg.init_from:
         start_from(Path(cfg.init_from), model, ema, opt)
-    model, opt = accelerator.prepare(model, opt)
+    if not sharded:  # accelerate would wrap the sharded model in DDP as well
+        model, opt = accelerator.prepare(model, opt)
     raw = accelerator.unwrap_model(model)
     device = accelerator.device
     codec.to(device)
@@ -312,7 +333,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         with torch.no_grad():
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
             for k, v in raw.state_dict().items():
-                ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
+                ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)  # shard by shard when sharded
         names = [k for k in ("loss_video", "loss_raxel", "loss_pose") if k in parts]
         stats = torch.tensor([loss.item()] + [parts[k] for k in names], device=device)
         stats = accelerator.reduce(stats, reduction="mean").tolist()
@@ -332,9 +353,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 f.write(json.dumps(rec) + "\n")
             if progress:
                 print(json.dumps(rec), flush=True)
-        if accelerator.is_main_process and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            save_checkpoint(ckpt, raw, ema, opt, done, cfg)
+        if (done % cfg.ckpt_every == 0 or done == cfg.steps) and (sharded or accelerator.is_main_process):
+            save_checkpoint(ckpt, raw, ema, opt, done, cfg, write=accelerator.is_main_process)
         accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        export_model(out / "model", raw, ema, cfg)
+    if sharded or accelerator.is_main_process:
+        weights = {}
+        for k, v in ema.items():
+            v = whole(v)  # a collective when sharded
+            if accelerator.is_main_process:
+                weights[k] = v.cpu()
+        if accelerator.is_main_process:
+            export_model(out / "model", dict(raw.config), weights, cfg)
     return {"losses": history, "model": raw, "ema": ema}

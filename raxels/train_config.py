@@ -54,6 +54,10 @@ class TrainConfig:
     # Recompute each block's activations in the backward pass instead of keeping them: the Wan-sized configs at
     # video resolution do not fit a GPU's memory otherwise. The same numbers, more compute.
     gradient_checkpointing: bool = False
+    # Under several processes, shard the parameters, gradients, optimiser state and EMA over them (FSDP, `sharding`)
+    # instead of a whole copy on each (DDP): the wan-14b configuration does not fit one GPU otherwise. The same
+    # numbers as DDP; checkpoints stay whole-tensor files. One process has nothing to shard and trains as before.
+    fsdp: bool = False
     # > 0: the model gets a pose head and this weight on the auxiliary pose loss (`aux_pose`), a training aid for
     # reading the camera motion from the video; 0 keeps the plain objective of the paper.
     pose_loss_weight: float = 0.0

@@ -104,6 +104,41 @@ def test_two_process_ddp_matches_one_process(tmp_path, data, dl3dv_scene):
         assert abs(l1[s] - l2[s]) < 1e-4, (s, l1[s], l2[s])
 
 
+def _torchrun(cfg: TrainConfig, *args: str, env: dict | None = None) -> None:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
+    launcher += [str(_free_port()), str(ROOT / "tests" / "train_worker.py"), json.dumps(asdict(cfg)), *args]
+    subprocess.run(launcher, check=True, env={**_env(), **(env or {})}, cwd=ROOT, capture_output=True)
+
+
+def test_fsdp_shards_and_resumes_to_the_one_process_run(tmp_path):
+    """Two sharded processes, cut short after the checkpoint of step 2 and resumed, train the numbers one unsharded
+    process trains, while each holds half of the weights and EMA; the checkpoint is the same file (weights, EMA,
+    optimiser), so the model exported from it is too."""
+    kw = dict(steps=4, batch_size=4, ckpt_every=2)
+    one, two = _cfg(tmp_path / "one", **kw), _cfg(tmp_path / "two", fsdp=True, **kw)
+    subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
+    _torchrun(two, env={"STOP_AFTER_CHECKPOINT": "2"})
+    assert max(_losses(tmp_path / "two")) == 2 and not (tmp_path / "two" / "model").exists()
+    _torchrun(two, "resume")
+
+    l1, l2 = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert l1.keys() == l2.keys() == {1, 2, 3, 4}
+    for s in l1:
+        assert abs(l1[s] - l2[s]) < 1e-4, (s, l1[s], l2[s])
+    a, b = load_file(tmp_path / "one" / CKPT_NAME), load_file(tmp_path / "two" / CKPT_NAME)
+    assert a.keys() == b.keys() and any(k.startswith("opt.") for k in a)
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-3, atol=1e-6), k
+    exported = [load_file(tmp_path / run / "model" / "diffusion_pytorch_model.safetensors") for run in ("one", "two")]
+    for k in exported[0]:
+        assert torch.allclose(exported[0][k], exported[1][k], rtol=1e-3, atol=1e-6), k
+    whole = json.loads((tmp_path / "one" / "held.0.json").read_text())
+    for rank in (0, 1):
+        held = json.loads((tmp_path / "two" / f"held.{rank}.json").read_text())
+        for what in ("params", "ema"):
+            assert held[what] <= whole[what] // 2 + 1000, (rank, what, held[what], whole[what])
+
+
 def test_tiny_model_overfits_one_clip(tmp_path):
     """Fit one clip; measure the loss on a fixed probe (every task, t = 0.5, fixed noise) before and after.
 

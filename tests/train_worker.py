@@ -1,11 +1,40 @@
-"""Runs `raxels.train.train` on a JSON TrainConfig (argv[1]); argv[2] == 'resume' resumes. Used by test_train."""
+"""Runs `raxels.train.train` on a JSON TrainConfig (argv[1]); argv[2] == 'resume' resumes. Used by test_train.
+
+Test hooks: STOP_AFTER_CHECKPOINT=N ends every process right after the checkpoint of step N is written (a run cut
+short at a known step, under torchrun too); each process writes the parameter elements it holds to
+OUT/held.RANK.json."""
 
 import json
+import os
 import sys
 
-from raxels.train import train
+from torch.distributed.tensor import DTensor
+
+import raxels.train as train_module
 from raxels.train_config import TrainConfig
+
+
+def _stop_after(step: int):
+    save = train_module.save_checkpoint
+
+    def save_then_stop(path, model, ema, opt, done, cfg, write=True):
+        save(path, model, ema, opt, done, cfg, write=write)
+        if done == step:
+            sys.exit(0)
+
+    train_module.save_checkpoint = save_then_stop
+
+
+def _held(tensors) -> int:
+    """Elements this process holds: its own shard of a sharded tensor."""
+    return sum((t.to_local() if isinstance(t, DTensor) else t).numel() for t in tensors)
+
 
 if __name__ == "__main__":
     cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
-    train(cfg, resume=len(sys.argv) > 2 and sys.argv[2] == "resume", progress=False)
+    if "STOP_AFTER_CHECKPOINT" in os.environ:
+        _stop_after(int(os.environ["STOP_AFTER_CHECKPOINT"]))
+    result = train_module.train(cfg, resume=len(sys.argv) > 2 and sys.argv[2] == "resume", progress=False)
+    rank = os.environ.get("RANK", "0")
+    with open(os.path.join(cfg.out, f"held.{rank}.json"), "w") as f:
+        json.dump({"params": _held(result["model"].parameters()), "ema": _held(result["ema"].values())}, f)

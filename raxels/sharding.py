@@ -1,0 +1,36 @@
+"""FSDP for training (PyTorch's `fully_shard`): parameters, gradients, optimiser state and the EMA split across the
+processes, so that each GPU holds 1/N of them; the 20B configuration needs that (fp32 weights, gradients, AdamW's two
+moments and the EMA: 20 bytes a parameter). Whole tensors are gathered back only for checkpoints, the same file as an
+unsharded run's: a sharded run resumes on any number of processes, sharded or not, and exports the same way."""
+
+from __future__ import annotations
+
+import torch
+from torch.distributed.tensor import DTensor, distribute_tensor
+
+
+def shard(model: torch.nn.Module, device: torch.device) -> None:
+    """Shard `model` in place over every process. Each RaxelsBlock (both streams' layer) is one unit, gathered for
+    its forward and again for its backward, then freed; the embeddings and heads are the root's unit."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+
+
+def whole(value: torch.Tensor) -> torch.Tensor:
+    """The whole tensor. For a shard this is a collective: every process must ask for the same tensors in the same
+    order."""
+    return value.full_tensor() if isinstance(value, DTensor) else value
+
+
+def split_like(value: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """A whole tensor split the way `ref` is (unchanged if `ref` is not a shard): every process holds `value` and
+    keeps its own part, so nothing is sent."""
+    if isinstance(ref, DTensor) and value.shape == ref.shape:
+        return distribute_tensor(value.to(ref.device), ref.device_mesh, ref.placements, src_data_rank=None)
+    return value
