@@ -11,15 +11,26 @@ from torch.distributed.tensor import DTensor, distribute_tensor
 
 def shard(model: torch.nn.Module, device: torch.device) -> None:
     """Shard `model` in place over every process. Each RaxelsBlock (both streams' layer) is one unit, gathered for
-    its forward and again for its backward, then freed; the embeddings and heads are the root's unit."""
+    its forward and again for its backward, then freed; the embeddings and heads are the root's unit. The first
+    process's weights are the model's: the others may have built theirs on the meta device, and each gets its part
+    of the first one's."""
     import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    state = model.state_dict()
+    if any(name not in state for name, _ in model.named_buffers()):
+        raise ValueError("FSDP: the model has buffers outside its state dict, which a meta-device build leaves empty")
+    weights = {k: v.detach() for k, v in state.items()} if dist.get_rank() == 0 else {}
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     for block in model.blocks:
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
+    if any(p.is_meta for p in model.parameters()):
+        model.to_empty(device=device)
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, weights, options=options)
 
 
 def whole(value: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,8 @@ from .train_config import TrainConfig
 CKPT_NAME = "checkpoint.safetensors"
 
 
-def build(cfg: TrainConfig):
+def build(cfg: TrainConfig, device: str | None = None):
+    """The model (on `device`; "meta" builds its shapes only) and the codec."""
     channels = CAMERA_CHANNELS[cfg.camera_encoding]
     codec = load_codec(cfg.codec, cfg.camera_encoding, cfg.codec_factor, cfg.vae)
     mcfg = model_config(
@@ -47,7 +48,7 @@ def build(cfg: TrainConfig):
         **_video_stream_kind(cfg),
         **cfg.model_overrides,
     )
-    return build_model(mcfg), codec
+    return build_model(mcfg, device), codec
 
 
 _WAN_STREAM = ("video_position_embedding", "video_skip")
@@ -259,8 +260,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if bf16:
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
-    model, codec = build(cfg)
-    if cfg.init_video_from:
+    sharded = cfg.fsdp and accelerator.num_processes > 1  # one process has nothing to split
+    # A sharded run holds the whole model in the first process's host memory only: the others build its shapes and
+    # are sent their parts (`shard`).
+    shapes_only = sharded and not accelerator.is_main_process
+    model, codec = build(cfg, "meta" if shapes_only else None)
+    if cfg.init_video_from and not shapes_only:
         load_wan_video_stream(model, cfg.init_video_from)
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
@@ -268,7 +273,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         cfg.data, cfg.frames_choices or (cfg.frames,), cfg.height, cfg.width, cfg.data_root, cfg.camera_encoding,
         cfg.raxel_scale, cfg.max_stride, cfg.dl3dv_images,
     )
-    sharded = cfg.fsdp and accelerator.num_processes > 1  # one process has nothing to split
     if sharded:
         shard(model, accelerator.device)  # before the optimiser and the EMA, which then hold shards too
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
