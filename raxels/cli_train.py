@@ -40,7 +40,7 @@ def train(
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
 ) -> None:
     """Train RaxelsDiT (accelerate; on the GPU where there is one; run under `accelerate launch` or `torchrun` for
-    several processes)."""
+    several processes: DDP, or FSDP with --fsdp)."""
     from .train import train as run_train
     from .train_config import PRESETS, TrainConfig
 

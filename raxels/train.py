@@ -249,10 +249,14 @@ def export_checkpoint(ckpt: Path, folder: Path) -> None:
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     from accelerate import Accelerator
+    from accelerate.utils import DistributedType
 
     cfg.check()
     torch.manual_seed(cfg.seed)  # model init
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator.distributed_type == DistributedType.FSDP:
+        # Its wrapping would change what state_dict() returns under the EMA and the checkpoints.
+        raise ValueError("accelerate's own FSDP settings are not used: launch without them and pass --fsdp")
     try:
         bf16 = resolve_precision(cfg.mixed_precision, accelerator.device) == "bf16"
     except ValueError as e:

@@ -139,6 +139,17 @@ def test_fsdp_shards_and_resumes_to_the_one_process_run(tmp_path):
             assert held[what] <= whole[what] // 2 + 1000, (rank, what, held[what], whole[what])
 
 
+def test_accelerates_own_fsdp_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    # accelerate turns FSDP on from its launch settings on GPUs only; here the property stands in for them.
+    import accelerate
+    from accelerate.utils import DistributedType
+
+    monkeypatch.setattr(accelerate.Accelerator, "distributed_type", property(lambda self: DistributedType.FSDP))
+    with pytest.raises(ValueError, match="pass --fsdp"):
+        train(_cfg(tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_tiny_model_overfits_one_clip(tmp_path):
     """Fit one clip; measure the loss on a fixed probe (every task, t = 0.5, fixed noise) before and after.
 
