@@ -228,8 +228,9 @@ def export_model(folder: Path, model_config: dict, ema: dict, cfg: TrainConfig) 
     nothing."""
     import shutil
 
-    export = RaxelsDiT.from_config(model_config)
-    export.load_state_dict(ema)
+    with torch.device("meta"):  # shapes only: the EMA's tensors become the weights (no second copy, no init)
+        export = RaxelsDiT.from_config(model_config)
+    export.load_state_dict(ema, assign=True)
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
