@@ -33,10 +33,16 @@ def shard(model: torch.nn.Module, device: torch.device) -> None:
     set_model_state_dict(model, weights, options=options)
 
 
-def whole(value: torch.Tensor) -> torch.Tensor:
-    """The whole tensor. For a shard this is a collective: every process must ask for the same tensors in the same
-    order."""
-    return value.full_tensor() if isinstance(value, DTensor) else value
+def whole_on_cpu(tensors: dict, keep: bool) -> dict:
+    """{name: the whole tensor, on the CPU} where `keep`, {} elsewhere. Under FSDP each shard's gather is a
+    collective: every process calls this with the same names in the same order, and only one keeps the result."""
+    out = {}
+    for name, value in tensors.items():
+        value = value.detach()
+        value = value.full_tensor() if isinstance(value, DTensor) else value
+        if keep:
+            out[name] = value.cpu().contiguous()
+    return out
 
 
 def split_like(value: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

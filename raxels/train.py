@@ -28,7 +28,7 @@ from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
 from .io.atomic import atomic_path
 from .model import RaxelsDiT, build_model, model_config
 from .model.wan_init import load_wan_video_stream
-from .sharding import shard, split_like, whole
+from .sharding import shard, split_like, whole_on_cpu
 from .tasks import resolve_precision, write_pipeline_config
 from .train_config import TrainConfig
 
@@ -135,16 +135,13 @@ def save_checkpoint(path: Path, model, ema: dict, opt, step: int, cfg: TrainConf
     """Whole tensors, written from the CPU whatever device trained. A sharded run calls this on every process (each
     shard is gathered in turn) and only the process with `write` keeps them and writes the file."""
 
-    def keep(v):
-        v = whole(v.detach()) if torch.is_tensor(v) else torch.tensor(v)
-        return v.cpu().contiguous() if write else None
-
-    tensors = {f"model.{k}": keep(v) for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": keep(v) for k, v in ema.items()})
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.items()})
     sd = opt.state_dict()
     for idx in sorted(sd["state"]):  # the same order on every process: the gathers must pair up
-        for k in sorted(sd["state"][idx]):
-            tensors[f"opt.{idx}.{k}"] = keep(sd["state"][idx][k])
+        for k, v in sorted(sd["state"][idx].items()):
+            tensors[f"opt.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    tensors = whole_on_cpu(tensors, keep=write)
     if not write:
         return
     meta = {
@@ -366,11 +363,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             save_checkpoint(ckpt, raw, ema, opt, done, cfg, write=accelerator.is_main_process)
         accelerator.wait_for_everyone()
     if sharded or accelerator.is_main_process:
-        weights = {}
-        for k, v in ema.items():
-            v = whole(v)  # a collective when sharded
-            if accelerator.is_main_process:
-                weights[k] = v.cpu()
+        weights = whole_on_cpu(ema, keep=accelerator.is_main_process)
         if accelerator.is_main_process:
             export_model(out / "model", dict(raw.config), weights, cfg)
     return {"losses": history, "model": raw, "ema": ema}
