@@ -9,24 +9,31 @@ import torch
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 
-def shard(model: torch.nn.Module, device: torch.device) -> None:
+def shard(model: torch.nn.Module, device: torch.device, bf16: bool = False) -> None:
     """Shard `model` in place over every process. Each RaxelsBlock (both streams' layer) is one unit, gathered for
     its forward and again for its backward, then freed; the embeddings and heads are the root's unit. The first
     process's weights are the model's: the others may have built theirs on the meta device, and each gets its part
-    of the first one's."""
+    of the first one's.
+
+    bf16 (a run under bf16 autocast): the weights are gathered in bf16, half the traffic and memory, and the
+    gradients reduced in fp32 into the fp32 shards. The blocks' inputs are not cast: RoPE's cos/sin tables and the
+    timestep modulation stay fp32, as autocast leaves them."""
     import torch.distributed as dist
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     state = model.state_dict()
     if any(name not in state for name, _ in model.named_buffers()):
         raise ValueError("FSDP: the model has buffers outside its state dict, which a meta-device build leaves empty")
     weights = {k: v.detach() for k, v in state.items()} if dist.get_rank() == 0 else {}
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    policy = MixedPrecisionPolicy()  # FSDP's default: gathered as stored, fp32
+    if bf16:
+        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, cast_forward_inputs=False)
     for block in model.blocks:
-        fully_shard(block, mesh=mesh)
-    fully_shard(model, mesh=mesh)
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
     if any(p.is_meta for p in model.parameters()):
         model.to_empty(device=device)
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)

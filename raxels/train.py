@@ -276,7 +276,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         cfg.raxel_scale, cfg.max_stride, cfg.dl3dv_images,
     )
     if sharded:
-        shard(model, accelerator.device)  # before the optimiser and the EMA, which then hold shards too
+        shard(model, accelerator.device, bf16)  # before the optimiser and the EMA, which then hold shards too
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     out = Path(cfg.out)
