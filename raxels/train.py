@@ -1,8 +1,8 @@
 """Training loop (accelerate): one process on a CPU up to DDP/FSDP under `accelerate launch` or `torchrun`.
 
 Every random choice of step s (clips, tasks, noise levels, noise) comes from a generator seeded by (seed, s) and
-is drawn for the whole global batch on every rank; each rank then takes its slice. So a resumed run replays
-exactly, and N processes see the same global batch as one.
+is drawn for the whole global batch on every rank; each rank then takes its slice (`train_steps`). So a resumed run
+replays exactly, and N processes see the same global batch as one.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from .codec import load_codec
 from .data.batches import CAMERA_CHANNELS
 from .data.sources import clip_source
 from .errors import first_line
-from .flow import TASKS, TaskMask, flow_matching_loss, sample_train_t, task_mask
+from .flow import flow_matching_loss
 from .io.atomic import atomic_path
 from .model import RaxelsDiT, build_model, model_config
 from .model.wan_init import load_wan_video_stream
 from .sharding import shard, split_like, whole_on_cpu
 from .tasks import resolve_precision, write_pipeline_config
 from .train_config import TrainConfig
+from .train_steps import latent_shapes, masks_for, step_batches
 
 CKPT_NAME = "checkpoint.safetensors"
 
@@ -72,53 +73,6 @@ def _first_stage(cfg: TrainConfig, key: str) -> dict | None:
         return None
     with safe_open(cfg.init_from, "pt") as f:
         return json.loads(f.metadata()[key])
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
-def step_frames(cfg: TrainConfig, step: int) -> int:
-    if not cfg.frames_choices:
-        return cfg.frames
-    g = step_generator(cfg.seed + 7919, step)
-    return cfg.frames_choices[int(torch.randint(len(cfg.frames_choices), (1,), generator=g))]
-
-
-def latent_shapes(cfg: TrainConfig, codec, frames: int):
-    channels = CAMERA_CHANNELS[cfg.camera_encoding]
-    s = codec.spatial_factor
-    hr, wr = cfg.raxel_size()
-    return (
-        (codec.latent_channels(3), codec.latent_frames(frames), cfg.height // s, cfg.width // s),
-        (codec.latent_channels(channels), frames, hr // s, wr // s),
-    )
-
-
-def draw_step(cfg: TrainConfig, step: int, latent_shapes) -> dict:
-    """All randomness of one global step."""
-    g = step_generator(cfg.seed, step)
-    B = cfg.batch_size
-    if cfg.clip_seeds:
-        idx = torch.randint(len(cfg.clip_seeds), (B,), generator=g)
-        seeds = [cfg.clip_seeds[i] for i in idx.tolist()]
-    else:
-        seeds = torch.randint(0, 2**31 - 1, (B,), generator=g).tolist()
-    tasks = torch.multinomial(torch.tensor(cfg.task_probs), B, replacement=True, generator=g).tolist()
-    (cv, tv_, hv, wv), (cr, tr_, hr, wr) = latent_shapes
-    return {
-        "seeds": seeds,
-        "tasks": [TASKS[i] for i in tasks],
-        "t_video": sample_train_t(B, g, top_share=cfg.top_noise_share),
-        "t_raxel": sample_train_t(B, g, top_share=cfg.top_noise_share),
-        "eps_video": torch.randn(B, cv, tv_, hv, wv, generator=g),
-        "eps_raxel": torch.randn(B, cr, tr_, hr, wr, generator=g),
-    }
-
-
-def masks_for(tasks: list[str], tv: int, tr: int, cond: int, device=None) -> TaskMask:
-    ms = [task_mask(t, 1, tv, tr, cond_video=cond, device=device) for t in tasks]
-    return TaskMask(torch.cat([m.video for m in ms]), torch.cat([m.raxel for m in ms]))
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -305,12 +259,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     history = []
     t0 = time.perf_counter()
     model.train()
-    for step in range(start, cfg.steps):
-        frames = step_frames(cfg, step)
-        shapes = latent_shapes(cfg, codec, frames)
+    shapes_of = {f: latent_shapes(cfg, codec, f) for f in cfg.frames_choices or (cfg.frames,)}
+    for step, frames, draws, batch in step_batches(cfg, source, shapes_of, start, sl):
+        shapes = shapes_of[frames]
         # Drawn on the CPU whatever the device, so that every device trains on the same numbers.
-        d = {k: v.to(device) if torch.is_tensor(v) else v for k, v in draw_step(cfg, step, shapes).items()}
-        batch = source.batch(d["seeds"][sl], frames)
+        d = {k: v.to(device) if torch.is_tensor(v) else v for k, v in draws.items()}
         video0 = codec.encode_video(batch.frames.to(device))
         raxel0 = codec.encode_raxels(batch.camera_images.to(device))
         mask = masks_for(d["tasks"][sl], shapes[0][1], shapes[1][1], cfg.cond_frames, device)

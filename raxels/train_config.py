@@ -58,6 +58,9 @@ class TrainConfig:
     # instead of a whole copy on each (DDP): the wan-14b configuration does not fit one GPU otherwise. The same
     # numbers as DDP; checkpoints stay whole-tensor files. One process has nothing to shard and trains as before.
     fsdp: bool = False
+    # Worker processes that prepare the next steps' batches (clips read and resized, camera images, noise) while the
+    # model trains; 0 makes each batch in the training process when it is due. Real video decoding wants a few.
+    loader_workers: int = 0
     # > 0: the model gets a pose head and this weight on the auxiliary pose loss (`aux_pose`), a training aid for
     # reading the camera motion from the video; 0 keeps the plain objective of the paper.
     pose_loss_weight: float = 0.0
@@ -87,7 +90,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "ckpt_every", "cond_frames", "codec_factor", "max_stride"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "warmup", "pose_loss_weight", "pose_centre_weight"):  # lr 0: a frozen run (tests)
+        # lr 0: a frozen run (tests)
+        for name in ("lr", "warmup", "pose_loss_weight", "pose_centre_weight", "loader_workers"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.top_noise_share <= 1:

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -169,6 +169,19 @@ def test_accelerates_own_fsdp_is_refused_before_anything_is_written(tmp_path, mo
     assert not (tmp_path / "run").exists()
 
 
+def test_loader_workers_train_the_same_numbers(tmp_path):
+    """Batches made ahead by two worker processes, from step 0 and on resuming, are the ones the loop makes itself."""
+    kw = dict(steps=5, ckpt_every=3)
+    subprocess.run(WORKER + [json.dumps(asdict(_cfg(tmp_path / "inline", **kw)))], check=True, env=_env(), cwd=ROOT)
+    ahead = _cfg(tmp_path / "ahead", loader_workers=2, **kw)
+    # Cut short after its step-3 checkpoint (the schedule up to there does not depend on `steps`), then resumed.
+    subprocess.run(WORKER + [json.dumps(asdict(replace(ahead, steps=3)))], check=True, env=_env(), cwd=ROOT)
+    subprocess.run(WORKER + [json.dumps(asdict(ahead)), "resume"], check=True, env=_env(), cwd=ROOT)
+    assert _losses(tmp_path / "inline") == _losses(tmp_path / "ahead")
+    a, b = load_file(tmp_path / "inline" / CKPT_NAME), load_file(tmp_path / "ahead" / CKPT_NAME)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_tiny_model_overfits_one_clip(tmp_path):
     """Fit one clip; measure the loss on a fixed probe (every task, t = 0.5, fixed noise) before and after.
 
@@ -178,7 +191,8 @@ def test_tiny_model_overfits_one_clip(tmp_path):
     from raxels.data.batches import synthrooms_batch
     from raxels.data.synthrooms import SynthRoomsConfig
     from raxels.flow import TASKS, flow_matching_loss
-    from raxels.train import build, masks_for
+    from raxels.train import build
+    from raxels.train_steps import masks_for
 
     t0 = time.time()
     cfg = _cfg(
