@@ -6,6 +6,8 @@ which process or worker makes them, nor on when."""
 
 from __future__ import annotations
 
+import traceback
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -73,9 +75,13 @@ class StepData(Dataset):
 
     def __getitem__(self, i: int):
         step = self.start + i
-        frames = step_frames(self.cfg, step)
-        draws = draw_step(self.cfg, step, self.shapes[frames])
-        return step, frames, draws, self.source.batch(draws["seeds"][self.part], frames)
+        try:
+            frames = step_frames(self.cfg, step)
+            draws = draw_step(self.cfg, step, self.shapes[frames])
+            return step, frames, draws, self.source.batch(draws["seeds"][self.part], frames)
+        except Exception as e:  # e.g. a corrupt clip: handed to the training process to raise as itself (`_steps`)
+            e.add_note(traceback.format_exc())
+            return e
 
 
 def _as_is(item):
@@ -88,6 +94,23 @@ def step_batches(cfg: TrainConfig, source: ClipSource, shapes: dict, start: int,
     in the training process when it is due. The same numbers either way."""
     data = StepData(cfg, source, shapes, start, part)
     workers = cfg.loader_workers
-    return DataLoader(
-        data, batch_size=None, collate_fn=_as_is, num_workers=workers, prefetch_factor=2 if workers else None
+    # Forked workers inherit the source; a real-data source holds per-clip readers that do not pickle, which the
+    # forkserver default of newer Pythons would need.
+    loader = DataLoader(
+        data,
+        batch_size=None,
+        collate_fn=_as_is,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+        multiprocessing_context="fork" if workers else None,
     )
+    return _steps(loader)
+
+
+def _steps(loader):
+    # A worker's own exception would reach us as the loader's "Caught X in DataLoader worker process 0", with the
+    # reason lost from the one-line error.
+    for item in loader:
+        if isinstance(item, Exception):
+            raise item
+        yield item

@@ -134,6 +134,24 @@ def test_train_on_dl3dv_scenes_with_the_wan_vae_then_estimate(dl3dv_scene, tiny_
     assert read_re10k(tmp_path / "est" / "cameras.txt", 48, 64).cameras.c2w.shape[1] == 6
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_train_on_a_corrupt_clip_is_one_line_exit_2(clip_files, tmp_path, capsys, workers):
+    """Found when a step draws the clip, in the training process or in a loader worker: the clip's own error."""
+    d, _ = clip_files
+    root = tmp_path / "clips"
+    root.mkdir()
+    shutil.copy(d / "clip.mp4", root / "good.mp4")
+    shutil.copy(d / "traj.txt", root / "good.txt")
+    (root / "broken.mp4").write_bytes((d / "clip.mp4").read_bytes()[:3000])
+    shutil.copy(d / "traj.txt", root / "broken.txt")
+    small = ["--height", 32, "--width", 32, "--frames", 4, "--steps", 3, "--batch-size", 4, "--ckpt-every", 1]
+    argv = ["train", "--data", "re10k", "--data-root", root, "--loader-workers", workers, *small]
+    code, out, err = run([*argv, "--out", tmp_path / "run"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "broken.mp4: cannot decode video" in err
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
 def test_convert_round_trip(clip_files, tmp_path, capsys):
     d, clip = clip_files
     assert run(["convert", d / "traj.txt", tmp_path / "t.json", "--width", 64, "--height", 48], capsys)[0] == 0
