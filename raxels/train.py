@@ -7,6 +7,7 @@ replays exactly, and N processes see the same global batch as one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -199,6 +200,14 @@ def export_checkpoint(ckpt: Path, folder: Path) -> None:
     export_model(folder, json.loads(meta["model_config"]), ema, cfg)  # the model as trained, whatever built it
 
 
+def _gradient_sync(accelerator, model, sharded: bool, sync: bool):
+    """Where the backward pass reduces gradients across processes: only on a step's last piece."""
+    if sharded:
+        model.set_requires_gradient_sync(sync)
+        return contextlib.nullcontext()
+    return contextlib.nullcontext() if sync else accelerator.no_sync(model)
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import DistributedType
@@ -251,7 +260,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if cfg.batch_size % n:
         raise ValueError(f"global batch {cfg.batch_size} is not divisible by {n} processes")
     per = cfg.batch_size // n
-    sl = slice(rank * per, (rank + 1) * per)
+    if per % cfg.grad_accum:
+        raise ValueError(f"{per} clips per process do not split into grad_accum={cfg.grad_accum} equal parts")
+    sl, micro = slice(rank * per, (rank + 1) * per), per // cfg.grad_accum
     log_path = out / "train_log.jsonl"
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -262,30 +273,40 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     shapes_of = {f: latent_shapes(cfg, codec, f) for f in cfg.frames_choices or (cfg.frames,)}
     for step, frames, draws, batch in step_batches(cfg, source, shapes_of, start, sl):
         shapes = shapes_of[frames]
-        # Drawn on the CPU whatever the device, so that every device trains on the same numbers.
-        d = {k: v.to(device) if torch.is_tensor(v) else v for k, v in draws.items()}
+        # Drawn on the CPU whatever the device, so that every device trains on the same numbers; this process's part.
+        d = {k: (v.to(device) if torch.is_tensor(v) else v)[sl] for k, v in draws.items()}
         video0 = codec.encode_video(batch.frames.to(device))
         raxel0 = codec.encode_raxels(batch.camera_images.to(device))
-        mask = masks_for(d["tasks"][sl], shapes[0][1], shapes[1][1], cfg.cond_frames, device)
-        # Our own autocast, not Accelerator(mixed_precision=...): accelerate fixes that once per process.
-        with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=bf16):
-            loss, parts = flow_matching_loss(
-                model,
-                video0,
-                raxel0,
-                mask,
-                d["t_video"][sl],
-                d["t_raxel"][sl],
-                d["eps_video"][sl],
-                d["eps_raxel"][sl],
-                pose_targets(batch.cameras.c2w).to(device) if cfg.pose_loss_weight > 0 else None,
-                cfg.pose_loss_weight,
-                cfg.pose_centre_weight,
-            )
+        targets = pose_targets(batch.cameras.c2w).to(device) if cfg.pose_loss_weight > 0 else None
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
         opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
+        # The part in grad_accum pieces, each one forward and backward: per-sample means make the mean of the pieces'
+        # losses the part's loss, so the gradients add up to one pass's. Processes synchronise on the last piece.
+        loss, parts = 0.0, {}
+        for j in range(cfg.grad_accum):
+            piece = slice(j * micro, (j + 1) * micro)
+            mask = masks_for(d["tasks"][piece], shapes[0][1], shapes[1][1], cfg.cond_frames, device)
+            with _gradient_sync(accelerator, model, sharded, j == cfg.grad_accum - 1):
+                # Our own autocast, not Accelerator(mixed_precision=...): accelerate fixes that once per process.
+                with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=bf16):
+                    piece_loss, piece_parts = flow_matching_loss(
+                        model,
+                        video0[piece],
+                        raxel0[piece],
+                        mask,
+                        d["t_video"][piece],
+                        d["t_raxel"][piece],
+                        d["eps_video"][piece],
+                        d["eps_raxel"][piece],
+                        targets[piece] if targets is not None else None,
+                        cfg.pose_loss_weight,
+                        cfg.pose_centre_weight,
+                    )
+                accelerator.backward(piece_loss / cfg.grad_accum)
+            loss += piece_loss.item() / cfg.grad_accum
+            for k, v in piece_parts.items():  # the pooled parts are averaged over pieces, as over processes
+                parts[k] = parts.get(k, 0.0) + v / cfg.grad_accum
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -294,7 +315,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             for k, v in raw.state_dict().items():
                 ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)  # shard by shard when sharded
         names = [k for k in ("loss_video", "loss_raxel", "loss_pose") if k in parts]
-        stats = torch.tensor([loss.item()] + [parts[k] for k in names], device=device)
+        stats = torch.tensor([loss] + [parts[k] for k in names], device=device)
         stats = accelerator.reduce(stats, reduction="mean").tolist()
         global_loss = stats[0]
         parts.update(zip(names, stats[1:]))

@@ -61,6 +61,9 @@ class TrainConfig:
     # Worker processes that prepare the next steps' batches (clips read and resized, camera images, noise) while the
     # model trains; 0 makes each batch in the training process when it is due. Real video decoding wants a few.
     loader_workers: int = 0
+    # Each process's share of the batch in this many pieces, one forward and backward each, the gradients summed:
+    # the same step in less activation memory (the Wan-sized configs at video resolution fit few clips at once).
+    grad_accum: int = 1
     # > 0: the model gets a pose head and this weight on the auxiliary pose loss (`aux_pose`), a training aid for
     # reading the camera motion from the video; 0 keeps the plain objective of the paper.
     pose_loss_weight: float = 0.0
@@ -87,7 +90,8 @@ class TrainConfig:
         check_output(self.out, folder=True)
         if self.camera_encoding not in CAMERA_CHANNELS:
             raise ValueError(f"unknown camera_encoding {self.camera_encoding!r}; choose from {sorted(CAMERA_CHANNELS)}")
-        for name in ("steps", "batch_size", "log_every", "ckpt_every", "cond_frames", "codec_factor", "max_stride"):
+        for name in ("steps", "batch_size", "log_every", "ckpt_every", "cond_frames", "codec_factor", "max_stride",
+                     "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         # lr 0: a frozen run (tests)

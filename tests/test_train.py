@@ -79,12 +79,13 @@ def _losses(folder):
     return {r["step"]: r["loss"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())}
 
 
-@pytest.mark.parametrize("data", ["synthrooms", "dl3dv"])
-def test_two_process_ddp_matches_one_process(tmp_path, data, dl3dv_scene):
-    # dl3dv: each process reads its own share of the clips from disk, as it would on real data.
+@pytest.mark.parametrize("data, accum", [("synthrooms", 2), ("dl3dv", 1)])
+def test_two_process_ddp_matches_one_process(tmp_path, data, accum, dl3dv_scene):
+    # dl3dv: each process reads its own share of the clips from disk, as it would on real data. accum 2: each
+    # process's 2 clips one at a time, gradients reduced across processes only after the second.
     real = dict(data="dl3dv", data_root=str(dl3dv_scene[0].parent), max_stride=2) if data == "dl3dv" else {}
     one = _cfg(tmp_path / "one", steps=4, batch_size=4, ckpt_every=100, **real)
-    two = _cfg(tmp_path / "two", steps=4, batch_size=4, ckpt_every=100, **real)
+    two = _cfg(tmp_path / "two", steps=4, batch_size=4, ckpt_every=100, grad_accum=accum, **real)
     subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
     launcher = [
         sys.executable,
@@ -113,9 +114,9 @@ def _torchrun(cfg: TrainConfig, *args: str, env: dict | None = None) -> None:
 def test_fsdp_shards_and_resumes_to_the_one_process_run(tmp_path):
     """Two sharded processes, cut short after the checkpoint of step 2 and resumed, train the numbers one unsharded
     process trains, while each holds half of the weights and EMA; the checkpoint is the same file (weights, EMA,
-    optimiser), so the model exported from it is too."""
+    optimiser), so the model exported from it is too. With gradient accumulation (1 clip at a time) as well."""
     kw = dict(steps=4, batch_size=4, ckpt_every=2)
-    one, two = _cfg(tmp_path / "one", **kw), _cfg(tmp_path / "two", fsdp=True, **kw)
+    one, two = _cfg(tmp_path / "one", **kw), _cfg(tmp_path / "two", fsdp=True, grad_accum=2, **kw)
     subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
     _torchrun(two, env={"STOP_AFTER_CHECKPOINT": "2"})
     assert max(_losses(tmp_path / "two")) == 2 and not (tmp_path / "two" / "model").exists()
@@ -180,6 +181,16 @@ def test_loader_workers_train_the_same_numbers(tmp_path):
     assert _losses(tmp_path / "inline") == _losses(tmp_path / "ahead")
     a, b = load_file(tmp_path / "inline" / CKPT_NAME), load_file(tmp_path / "ahead" / CKPT_NAME)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gradient_accumulation_trains_the_same_numbers(tmp_path):
+    """4 clips a step as 4 pieces of one: the same losses and weights as one pass (float rounding apart)."""
+    kw = dict(steps=3, batch_size=4, ckpt_every=3, pose_loss_weight=0.5)
+    runs = {a: train(_cfg(tmp_path / str(a), grad_accum=a, **kw), progress=False) for a in (1, 4)}
+    for s in (1, 2, 3):
+        assert abs(_losses(tmp_path / "1")[s] - _losses(tmp_path / "4")[s]) < 1e-5
+    for k, v in runs[1]["model"].state_dict().items():
+        assert torch.allclose(v, runs[4]["model"].state_dict()[k], rtol=1e-4, atol=1e-6), k
 
 
 def test_tiny_model_overfits_one_clip(tmp_path):
