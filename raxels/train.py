@@ -274,7 +274,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     for step, frames, draws, batch in step_batches(cfg, source, shapes_of, start, sl):
         shapes = shapes_of[frames]
         # Drawn on the CPU whatever the device, so that every device trains on the same numbers; this process's part.
-        d = {k: (v.to(device) if torch.is_tensor(v) else v)[sl] for k, v in draws.items()}
+        d = {k: v[sl].to(device) if torch.is_tensor(v) else v[sl] for k, v in draws.items()}
         video0 = codec.encode_video(batch.frames.to(device))
         raxel0 = codec.encode_raxels(batch.camera_images.to(device))
         targets = pose_targets(batch.cameras.c2w).to(device) if cfg.pose_loss_weight > 0 else None
