@@ -79,6 +79,12 @@ def _losses(folder):
     return {r["step"]: r["loss"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())}
 
 
+def _torchrun(cfg: TrainConfig, *args: str, env: dict | None = None) -> None:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
+    launcher += [str(_free_port()), str(ROOT / "tests" / "train_worker.py"), json.dumps(asdict(cfg)), *args]
+    subprocess.run(launcher, check=True, env={**_env(), **(env or {})}, cwd=ROOT, capture_output=True)
+
+
 @pytest.mark.parametrize("data, accum", [("synthrooms", 2), ("dl3dv", 1)])
 def test_two_process_ddp_matches_one_process(tmp_path, data, accum, dl3dv_scene):
     # dl3dv: each process reads its own share of the clips from disk, as it would on real data. accum 2: each
@@ -87,28 +93,11 @@ def test_two_process_ddp_matches_one_process(tmp_path, data, accum, dl3dv_scene)
     one = _cfg(tmp_path / "one", steps=4, batch_size=4, ckpt_every=100, **real)
     two = _cfg(tmp_path / "two", steps=4, batch_size=4, ckpt_every=100, grad_accum=accum, **real)
     subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29517",
-        str(ROOT / "tests" / "train_worker.py"),
-        json.dumps(asdict(two)),
-    ]
-    subprocess.run(launcher, check=True, env=_env(), cwd=ROOT, capture_output=True)
+    _torchrun(two)
     l1, l2 = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert l1.keys() == l2.keys() == {1, 2, 3, 4}
     for s in l1:
         assert abs(l1[s] - l2[s]) < 1e-4, (s, l1[s], l2[s])
-
-
-def _torchrun(cfg: TrainConfig, *args: str, env: dict | None = None) -> None:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
-    launcher += [str(_free_port()), str(ROOT / "tests" / "train_worker.py"), json.dumps(asdict(cfg)), *args]
-    subprocess.run(launcher, check=True, env={**_env(), **(env or {})}, cwd=ROOT, capture_output=True)
 
 
 def test_fsdp_shards_and_resumes_to_the_one_process_run(tmp_path):
