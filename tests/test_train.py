@@ -256,6 +256,9 @@ def test_tiny_model_overfits_one_clip(tmp_path):
         (dict(raxel_scale=0.0), "raxel_scale"),
         (dict(raxel_scale=1.5), "raxel_scale"),
         (dict(raxel_scale=0.625), "raxel image size 20x20"),  # 32 x 0.625 is no multiple of 8
+        (dict(grad_accum=0), "grad_accum must be at least 1"),
+        (dict(grad_accum=3, batch_size=4), "do not split into grad_accum=3"),
+        (dict(loader_workers=-1), "loader_workers must be >= 0"),
     ],
 )
 def test_bad_training_settings_fail_before_anything_is_written(tmp_path, overrides, match):
