@@ -437,6 +437,22 @@ def test_training_from_wan_weights_and_a_second_stage(tmp_path, tiny_wan_vae, ti
         assert not (tmp_path / "neg").exists()
 
 
+def test_fsdp_run_from_wan_weights_holds_them_in_every_shard(tmp_path, tiny_wan_vae, tiny_wan_transformer):
+    """Only the first process reads Wan's weights (the second builds its model on the meta device) and each gets its
+    half: with lr 0 the exported EMA, gathered from both halves, is Wan's. With the VAE and gradient checkpointing."""
+    from diffusers import WanTransformer3DModel
+
+    kw = dict(steps=1, batch_size=2, frames=5, codec="wan-vae", vae=str(tiny_wan_vae), ckpt_every=100, lr=0.0)
+    _torchrun(_cfg(tmp_path / "wan", init_video_from=str(tiny_wan_transformer), fsdp=True,
+                   gradient_checkpointing=True, **kw))
+    exported = load_file(tmp_path / "wan" / "model" / "diffusion_pytorch_model.safetensors")
+    wan = WanTransformer3DModel.from_pretrained(tiny_wan_transformer).state_dict()
+    for ours, theirs in [("blocks.1.video.ffn.net.2.weight", "blocks.1.ffn.net.2.weight"),
+                         ("blocks.0.video.attn1.to_q.weight", "blocks.0.attn1.to_q.weight"),
+                         ("video_io.patch_embedding.weight", "patch_embedding.weight")]:
+        assert torch.allclose(exported[ours], wan[theirs], rtol=1e-6, atol=0), ours  # the EMA: w * d + w * (1 - d)
+
+
 def test_export_checkpoint_gives_the_runs_exported_model(tmp_path):
     from safetensors.torch import load_file as load
 
