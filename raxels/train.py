@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from dataclasses import asdict
@@ -225,7 +226,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if bf16:
         # RMSNorm's fused kernel wants matching dtypes under autocast; the unfused path is correct, only slower.
         warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
-    sharded = cfg.fsdp and accelerator.num_processes > 1  # one process has nothing to split
+    sharded = cfg.fsdp and accelerator.num_processes > 1
+    if cfg.fsdp and not sharded:
+        print("raxels: --fsdp with one process: nothing to shard, training unsharded", file=sys.stderr, flush=True)
     # A sharded run holds the whole model in the first process's host memory only: the others build its shapes and
     # are sent their parts (`shard`).
     shapes_only = sharded and not accelerator.is_main_process

@@ -148,6 +148,12 @@ def test_fsdp_under_bf16_tracks_one_process_and_keeps_fp32_state(tmp_path):
         assert (a[k] - b[k]).abs().mean() < 2e-4 and (a[k] - b[k]).abs().max() < 4 * two.lr, k
 
 
+def test_fsdp_in_one_process_says_it_trains_unsharded(tmp_path, capsys):
+    train(_cfg(tmp_path / "run", steps=1, fsdp=True), progress=False)
+    assert "nothing to shard" in capsys.readouterr().err
+    assert (tmp_path / "run" / "model").is_dir()
+
+
 def test_accelerates_own_fsdp_is_refused_before_anything_is_written(tmp_path, monkeypatch):
     # accelerate turns FSDP on from its launch settings on GPUs only; here the property stands in for them.
     import accelerate
