@@ -79,6 +79,13 @@ def _losses(folder):
     return {r["step"]: r["loss"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())}
 
 
+def _assert_same_losses(a: Path, b: Path, steps: int, tol: float) -> None:
+    la, lb = _losses(a), _losses(b)
+    assert la.keys() == lb.keys() == set(range(1, steps + 1))
+    for s in la:
+        assert abs(la[s] - lb[s]) < tol, (s, la[s], lb[s])
+
+
 def _torchrun(cfg: TrainConfig, *args: str, env: dict | None = None) -> None:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
     launcher += [str(_free_port()), str(ROOT / "tests" / "train_worker.py"), json.dumps(asdict(cfg)), *args]
@@ -94,10 +101,7 @@ def test_two_process_ddp_matches_one_process(tmp_path, data, accum, dl3dv_scene)
     two = _cfg(tmp_path / "two", steps=4, batch_size=4, ckpt_every=100, grad_accum=accum, **real)
     subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
     _torchrun(two)
-    l1, l2 = _losses(tmp_path / "one"), _losses(tmp_path / "two")
-    assert l1.keys() == l2.keys() == {1, 2, 3, 4}
-    for s in l1:
-        assert abs(l1[s] - l2[s]) < 1e-4, (s, l1[s], l2[s])
+    _assert_same_losses(tmp_path / "one", tmp_path / "two", steps=4, tol=1e-4)
 
 
 def test_fsdp_shards_and_resumes_to_the_one_process_run(tmp_path):
@@ -111,10 +115,7 @@ def test_fsdp_shards_and_resumes_to_the_one_process_run(tmp_path):
     assert max(_losses(tmp_path / "two")) == 2 and not (tmp_path / "two" / "model").exists()
     _torchrun(two, "resume")
 
-    l1, l2 = _losses(tmp_path / "one"), _losses(tmp_path / "two")
-    assert l1.keys() == l2.keys() == {1, 2, 3, 4}
-    for s in l1:
-        assert abs(l1[s] - l2[s]) < 1e-4, (s, l1[s], l2[s])
+    _assert_same_losses(tmp_path / "one", tmp_path / "two", steps=4, tol=1e-4)
     a, b = load_file(tmp_path / "one" / CKPT_NAME), load_file(tmp_path / "two" / CKPT_NAME)
     assert a.keys() == b.keys() and any(k.startswith("opt.") for k in a)
     for k in a:
@@ -136,10 +137,7 @@ def test_fsdp_under_bf16_tracks_one_process_and_keeps_fp32_state(tmp_path):
     one, two = _cfg(tmp_path / "one", **kw), _cfg(tmp_path / "two", fsdp=True, **kw)
     subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
     _torchrun(two)
-    l1, l2 = _losses(tmp_path / "one"), _losses(tmp_path / "two")
-    assert l1.keys() == l2.keys() == {1, 2, 3, 4}
-    for s in l1:
-        assert abs(l1[s] - l2[s]) < 1e-3, (s, l1[s], l2[s])
+    _assert_same_losses(tmp_path / "one", tmp_path / "two", steps=4, tol=1e-3)
     a, b = load_file(tmp_path / "one" / CKPT_NAME), load_file(tmp_path / "two" / CKPT_NAME)
     assert {v.dtype for k, v in b.items() if not k.endswith(".step")} == {torch.float32}
     # Weights apart by 4e-5 on average (measured); single entries by up to 3 learning-rate steps, where Adam's
