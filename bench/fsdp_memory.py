@@ -1,9 +1,11 @@
-"""Host memory of two training processes on this CPU, DDP against FSDP (`--fsdp`), for a model wide enough that its
-weights, gradients, AdamW moments and EMA dominate: each process's peak resident memory (ru_maxrss), and the
-elements of weights it holds. Prints JSON, one line per mode.
+"""Host memory of two training processes on this CPU, DDP against FSDP (`--fsdp`, with checkpoint files or with
+`--sharded-checkpoints`), for a model wide enough that its weights, gradients, AdamW moments and EMA dominate: each
+process's peak resident memory (ru_maxrss), and the elements of weights it holds. Prints JSON, one line per mode.
+Each run writes one checkpoint, at its last step, and exports its model.
 
 What it shows is the split, not GPU figures: under FSDP the second process never holds the whole model (built on
-the meta device, sent its half), while the first builds it whole before it is split.
+the meta device, sent its half), while the first builds it whole before it is split; a checkpoint file gathers
+every tensor into the first, a checkpoint folder nothing (the exported model still gathers the EMA there).
 
 Usage: python bench/fsdp_memory.py [--dim D] [--layers L] [--steps N]
 """
@@ -47,11 +49,11 @@ def main() -> None:
     d = args.dim
     wide = dict(dim=d, heads=8, ffn_dim=4 * d, num_layers=args.layers, ray_dim=d, ray_heads=8, ray_ffn_dim=4 * d)
     params = count_parameters(build_model(model_config("tiny", **wide), "meta"))
-    for mode in ("ddp", "fsdp"):
+    for mode in ("ddp", "fsdp", "fsdp-sharded-checkpoints"):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = TrainConfig(
                 steps=args.steps, batch_size=2, frames=4, height=32, width=32, ckpt_every=10**6, log_every=10**6,
-                out=tmp, model_overrides=wide, fsdp=mode == "fsdp",
+                out=tmp, model_overrides=wide, fsdp=mode != "ddp", sharded_checkpoints=mode.endswith("checkpoints"),
             )
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))

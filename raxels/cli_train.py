@@ -32,14 +32,15 @@ def train(
     mixed_precision: str = typer.Option(None, help="fp32, bf16 (autocast; weights stay fp32) or auto."),
     gradient_checkpointing: bool = typer.Option(None, help="Recompute activations in the backward pass (less memory)."),
     fsdp: bool = typer.Option(None, help="Shard weights, gradients, optimiser and EMA over the processes (FSDP)."),
+    sharded_checkpoints: bool = typer.Option(None, help="Checkpoints as a folder each process writes its shard of."),
     loader_workers: int = typer.Option(None, help="Processes that prepare the next steps' batches (0: none)."),
     grad_accum: int = typer.Option(None, help="Each process's batch in N pieces, gradients summed (less memory)."),
     pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
     pose_centre_weight: float = typer.Option(None, help="Weight of the camera centres within that loss (1: equal)."),
-    init_from: Path = typer.Option(None, help="Start from another run's checkpoint.safetensors (a second stage)."),
+    init_from: Path = typer.Option(None, help="Start from another run's checkpoint, file or folder (a second stage)."),
     init_video_from: Path = typer.Option(None, help="Start the video stream from a Wan 2.1 transformer folder."),
     seed: int = typer.Option(None, help="Seed of every random choice (default: the preset's, else 0)."),
-    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors."),
+    resume: bool = typer.Option(False, help="Continue from OUT's latest checkpoint (file or folder)."),
 ) -> None:
     """Train RaxelsDiT (accelerate; on the GPU where there is one; run under `accelerate launch` or `torchrun` for
     several processes: DDP, or FSDP with --fsdp)."""
@@ -69,6 +70,7 @@ def train(
         mixed_precision=mixed_precision,
         gradient_checkpointing=gradient_checkpointing,
         fsdp=fsdp,
+        sharded_checkpoints=sharded_checkpoints,
         loader_workers=loader_workers,
         grad_accum=grad_accum,
         pose_loss_weight=pose_loss_weight,

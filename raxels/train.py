@@ -18,24 +18,26 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 
 from .aux_pose import pose_targets
 from .codec import load_codec
 from .data.batches import CAMERA_CHANNELS
 from .data.sources import clip_source
-from .errors import first_line
 from .flow import flow_matching_loss
-from .io.atomic import atomic_path
 from .model import RaxelsDiT, build_model, model_config
 from .model.wan_init import load_wan_video_stream
-from .sharding import shard, split_like, whole_on_cpu
+from .sharding import shard, whole_on_cpu
 from .tasks import resolve_precision, write_pipeline_config
+from .train_checkpoints import (
+    checkpoint_meta,
+    checkpoint_path,
+    latest_checkpoint,
+    read_ema,
+    save_checkpoint,
+    start_from,
+)
 from .train_config import TrainConfig
 from .train_steps import latent_shapes, masks_for, step_batches
-
-CKPT_NAME = "checkpoint.safetensors"
 
 
 def build(cfg: TrainConfig, device: str | None = None):
@@ -64,17 +66,16 @@ def _video_stream_kind(cfg: TrainConfig) -> dict:
         return dict.fromkeys(_WAN_STREAM, False)
     try:
         first = _first_stage(cfg, "model_config")
-    except (SafetensorError, KeyError, TypeError, ValueError):
+    except ValueError:
         return {}  # not a checkpoint: `start_from` says so before anything is written
     return {k: first[k] for k in _WAN_STREAM if k in first} if first else {}
 
 
 def _first_stage(cfg: TrainConfig, key: str) -> dict | None:
-    """One JSON entry ("model_config", "train_config") of the `init_from` checkpoint's metadata; None without one."""
-    if not (cfg.init_from and Path(cfg.init_from).is_file()):
+    """One entry ("model_config", "train_config") of the `init_from` checkpoint; None without one."""
+    if not (cfg.init_from and Path(cfg.init_from).exists()):
         return None
-    with safe_open(cfg.init_from, "pt") as f:
-        return json.loads(f.metadata()[key])
+    return checkpoint_meta(Path(cfg.init_from))[key]
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -82,74 +83,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     prog = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog))))
-
-
-# ---- checkpoints: one safetensors file, written under a temporary name and renamed ----
-
-
-def save_checkpoint(path: Path, model, ema: dict, opt, step: int, cfg: TrainConfig, write: bool = True) -> None:
-    """Whole tensors, written from the CPU whatever device trained. A sharded run calls this on every process (each
-    shard is gathered in turn) and only the process with `write` keeps them and writes the file."""
-
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.items()})
-    sd = opt.state_dict()
-    for idx in sorted(sd["state"]):  # the same order on every process: the gathers must pair up
-        for k, v in sorted(sd["state"][idx].items()):
-            tensors[f"opt.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    tensors = whole_on_cpu(tensors, keep=write)
-    if not write:
-        return
-    meta = {
-        "step": str(step),
-        "train_config": json.dumps(asdict(cfg)),
-        "model_config": json.dumps(dict(model.config)),
-        "param_groups": json.dumps(sd["param_groups"]),
-    }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-
-
-def load_checkpoint(path: Path):
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    return load_file(str(path)), meta
-
-
-def restore(path: Path, model, ema: dict, opt) -> int:
-    """Load a checkpoint file into the model, EMA and optimiser, sharded or not. Tensors are read one at a time
-    (each process of a sharded run keeps only its part), so no process holds the whole file."""
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-        names = set(f.keys())
-        state = model.state_dict()
-        mine = {f"model.{k}" for k in state}
-        missing = sorted(mine - names) + sorted({f"ema.{k}" for k in ema} - names)
-        extra = sorted({k for k in names if k.startswith("model.")} - mine)
-        if missing or extra:
-            raise ValueError(f"missing {missing[:3]}, unexpected {extra[:3]}")
-        model.load_state_dict({k: split_like(f.get_tensor(f"model.{k}"), v) for k, v in state.items()})
-        for k in ema:
-            ema[k].copy_(split_like(f.get_tensor(f"ema.{k}"), ema[k]))
-        params = [p for group in opt.param_groups for p in group["params"]]
-        opt_state: dict = {}
-        for idx, name in sorted((int(i), n) for _, i, n in (k.split(".", 2) for k in names if k.startswith("opt."))):
-            opt_state.setdefault(idx, {})[name] = split_like(f.get_tensor(f"opt.{idx}.{name}"), params[idx])
-    opt.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
-    return int(meta["step"])
-
-
-def start_from(path: Path, model, ema: dict, opt) -> None:
-    """Start from another run's checkpoint file; a one-line ValueError if it is missing, unreadable or does not fit
-    the model."""
-    if not path.is_file():
-        raise ValueError(f"init_from: no checkpoint file at {path}")
-    try:
-        restore(path, model, ema, opt)
-    except SafetensorError as e:
-        raise ValueError(f"init_from: {path} is not a readable checkpoint ({e})") from None
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise ValueError(f"init_from: {path} does not fit this model ({first_line(e)})") from None
 
 
 def frames_seen(cfg: TrainConfig) -> tuple[int, ...]:
@@ -194,11 +127,10 @@ def export_model(folder: Path, model_config: dict, ema: dict, cfg: TrainConfig) 
 
 
 def export_checkpoint(ckpt: Path, folder: Path) -> None:
-    """Export the EMA weights of a training checkpoint file as a model folder."""
-    tensors, meta = load_checkpoint(Path(ckpt))
-    cfg = TrainConfig.from_dict(json.loads(meta["train_config"]))
-    ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-    export_model(folder, json.loads(meta["model_config"]), ema, cfg)  # the model as trained, whatever built it
+    """Export the EMA weights of a training checkpoint (file or folder) as a model folder."""
+    meta = checkpoint_meta(Path(ckpt))
+    cfg = TrainConfig.from_dict(meta["train_config"])
+    export_model(folder, meta["model_config"], read_ema(Path(ckpt)), cfg)  # the model as trained, whatever built it
 
 
 def _gradient_sync(accelerator, model, sharded: bool, sync: bool):
@@ -246,10 +178,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     out = Path(cfg.out)
-    ckpt = out / CKPT_NAME
+    ckpt = checkpoint_path(out, cfg.sharded_checkpoints)
+    try:
+        found = latest_checkpoint(out) if resume else None
+    except ValueError as e:
+        raise ValueError(f"resume: {e}") from None
     start = 0
-    if resume and ckpt.is_file():
-        start = restore(ckpt, model, ema, opt)
+    if found is not None:
+        start = start_from(found, model, ema, opt, what="resume")
     elif cfg.init_from:
         start_from(Path(cfg.init_from), model, ema, opt)
     if not sharded:  # accelerate would wrap the sharded model in DDP as well
@@ -336,8 +272,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 f.write(json.dumps(rec) + "\n")
             if progress:
                 print(json.dumps(rec), flush=True)
-        if (done % cfg.ckpt_every == 0 or done == cfg.steps) and (sharded or accelerator.is_main_process):
-            save_checkpoint(ckpt, raw, ema, opt, done, cfg, write=accelerator.is_main_process)
+        # A file from the first process, its tensors gathered from the others if sharded; a folder from all of them.
+        if (done % cfg.ckpt_every == 0 or done == cfg.steps) and (
+            sharded or cfg.sharded_checkpoints or accelerator.is_main_process
+        ):
+            save_checkpoint(ckpt, raw, ema, opt, done, asdict(cfg), main=accelerator.is_main_process)
         accelerator.wait_for_everyone()
     if sharded or accelerator.is_main_process:
         weights = whole_on_cpu(ema, keep=accelerator.is_main_process)

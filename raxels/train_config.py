@@ -56,8 +56,12 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     # Under several processes, shard the parameters, gradients, optimiser state and EMA over them (FSDP, `sharding`)
     # instead of a whole copy on each (DDP): the wan-14b configuration does not fit one GPU otherwise. The same
-    # numbers as DDP; checkpoints stay whole-tensor files. One process has nothing to shard and trains as before.
+    # numbers as DDP. One process has nothing to shard and trains as before.
     fsdp: bool = False
+    # Checkpoints as a folder that each process writes its shard of (torch.distributed.checkpoint), instead of one
+    # file of whole tensors gathered into the first process (`train_checkpoints`): for wan-14b under FSDP that file
+    # would be 320 GB in one process's memory. Either kind resumes on any number of processes.
+    sharded_checkpoints: bool = False
     # Worker processes that prepare the next steps' batches (clips read and resized, camera images, noise) while the
     # model trains; 0 makes each batch in the training process when it is due. Real video decoding wants a few.
     loader_workers: int = 0
@@ -69,8 +73,8 @@ class TrainConfig:
     pose_loss_weight: float = 0.0
     # Weight of the camera centres' errors in that loss against the rotations' (1: equal per whitened entry).
     pose_centre_weight: float = 1.0
-    # A training checkpoint file (`checkpoint.safetensors` of an earlier run) whose weights, EMA and optimiser state
-    # this run starts from; its step count and learning-rate schedule start afresh: a second training stage.
+    # A training checkpoint (an earlier run's `checkpoint.safetensors` or `checkpoint.dcp`) whose weights, EMA and
+    # optimiser state this run starts from; its step count and learning-rate schedule start afresh: a second stage.
     init_from: str = ""
     # A diffusers WanTransformer3DModel folder (Wan 2.1) the video stream starts from, as the paper starts from Wan
     # 2.1 14B (`model.wan_init`); its shapes must be the model config's (e.g. wan-1.3b with Wan 2.1 T2V 1.3B).

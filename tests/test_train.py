@@ -12,7 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from raxels.train import CKPT_NAME, train
+from raxels.train import train
+from raxels.train_checkpoints import FILE_NAME as CKPT_NAME
 from raxels.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ from raxels.train_config import TrainConfig
 def _stop_after(step: int):
     save = train_module.save_checkpoint
 
-    def save_then_stop(path, model, ema, opt, done, cfg, write=True):
-        save(path, model, ema, opt, done, cfg, write=write)
+    def save_then_stop(path, model, ema, opt, done, cfg_dict, main=True):
+        save(path, model, ema, opt, done, cfg_dict, main=main)
         if done == step:
             sys.exit(0)
 

@@ -1,0 +1,244 @@
+"""Training checkpoints (weights, EMA, AdamW state, step) in one of two formats, each written so that a crash never
+leaves a half-written one behind:
+
+- a file, `checkpoint.safetensors`, of whole tensors, written by the first process: what the tiny runs and the
+  shipped checkpoint use. A sharded run gathers every tensor into the first process's memory for it.
+- a folder, `checkpoint.dcp` (`TrainConfig.sharded_checkpoints`), written with torch.distributed.checkpoint: each
+  process writes its own shard and nothing is gathered, which is what makes checkpoints of wan-14b practical (320 GB
+  of state). Each save is a complete folder `step-NNNNNNNN` beside `latest`, which names the current one and is
+  replaced by a rename only once the new folder is complete; then the older folders are deleted.
+
+Either resumes on any number of processes, sharded or not, and either starts a second stage (`init_from`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import safe_open, save_file
+
+from .errors import first_line
+from .io.atomic import atomic_path, write_text_atomic
+from .sharding import split_like, whole_on_cpu
+
+FILE_NAME = "checkpoint.safetensors"
+FOLDER_NAME = "checkpoint.dcp"
+_LATEST = "latest"  # in a checkpoint folder: the name of its current step folder
+_META = "raxels.json"  # in a step folder: step, train_config, model_config
+_PARTIAL = ".partial"  # in a checkpoint folder: the step folder being written
+
+
+def checkpoint_path(out: Path, sharded: bool) -> Path:
+    return Path(out) / (FOLDER_NAME if sharded else FILE_NAME)
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The run folder's checkpoint with the most steps, of either format; None if it has none."""
+    found = [p for p in (Path(out) / FILE_NAME, Path(out) / FOLDER_NAME) if p.exists()]
+    return max(found, key=lambda p: checkpoint_meta(p)["step"], default=None)
+
+
+def checkpoint_meta(path: Path) -> dict:
+    """{"step": int, "train_config": dict, "model_config": dict} of a checkpoint file or folder. ValueError (one
+    line) if it is neither; SafetensorError from an unreadable file."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no checkpoint file or folder at {path}")
+    try:
+        if path.is_dir():
+            meta = json.loads((_step_folder(path) / _META).read_text())
+        else:
+            with safe_open(str(path), "pt") as f:
+                meta = {k: v if k == "step" else json.loads(v) for k, v in (f.metadata() or {}).items()}
+        return {"step": int(meta["step"]), "train_config": meta["train_config"], "model_config": meta["model_config"]}
+    except (SafetensorError, OSError, json.JSONDecodeError, TypeError) as e:
+        raise ValueError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
+    except KeyError as e:
+        raise ValueError(f"{path}: not a training checkpoint (no {e} in it)") from None
+
+
+def _step_folder(path: Path) -> Path:
+    """The step folder a checkpoint folder's `latest` names (or `path` itself, if it is one)."""
+    if (path / _META).is_file():
+        return path
+    latest = path / _LATEST
+    if not latest.is_file():
+        raise ValueError(f"{path}: not a checkpoint folder (no {_LATEST} file)")
+    folder = path / latest.read_text().strip()
+    if not (folder / _META).is_file():
+        raise ValueError(f"{path}: its {_LATEST} file names {folder.name!r}, which is not a complete step folder")
+    return folder
+
+
+def save_checkpoint(path: Path, model, ema: dict, opt, step: int, cfg_dict: dict, main: bool = True) -> None:
+    """Write a checkpoint at `path` (the format follows its name). Under several processes every one calls this:
+    the file gathers each tensor in turn and `main` writes it; the folder is written by all of them."""
+    if Path(path).name == FOLDER_NAME:
+        _save_folder(Path(path), model, ema, opt, step, cfg_dict, main)
+    else:
+        _save_file(Path(path), model, ema, opt, step, cfg_dict, main)
+
+
+def restore(path: Path, model, ema: dict, opt) -> int:
+    """Load a checkpoint file or folder into the model, EMA and optimiser, sharded or not; returns its step. No
+    process reads more than one whole tensor at a time, and a sharded one keeps only its part."""
+    path = Path(path)
+    return _restore_folder(path, model, ema, opt) if path.is_dir() else _restore_file(path, model, ema, opt)
+
+
+def start_from(path: Path, model, ema: dict, opt, what: str = "init_from") -> int:
+    """`restore`, with a one-line ValueError (led by `what`) if the checkpoint is missing, unreadable or does not fit
+    the model."""
+    try:
+        checkpoint_meta(path)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
+    try:
+        return restore(path, model, ema, opt)
+    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what}: {path} is not a readable checkpoint ({first_line(e)})") from None
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise ValueError(f"{what}: {path} does not fit this model ({first_line(e)})") from None
+
+
+def read_ema(path: Path) -> dict:
+    """The EMA weights of a checkpoint file or folder, whole tensors, in this one process."""
+    path = Path(path)
+    if not path.is_dir():
+        with safe_open(str(path), "pt") as f:
+            return {k[4:]: f.get_tensor(k) for k in f.keys() if k.startswith("ema.")}
+    import torch.distributed.checkpoint as dcp
+
+    folder = _step_folder(path)
+    stored = dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
+    ema = {k[4:]: torch.empty(m.size, dtype=m.properties.dtype) for k, m in stored.items() if k.startswith("ema.")}
+    with _one_process_is_meant():
+        dcp.load({"ema": ema}, checkpoint_id=str(folder), no_dist=True)
+    return ema
+
+
+# ---- the file: whole tensors ----
+
+
+def _save_file(path: Path, model, ema: dict, opt, step: int, cfg_dict: dict, main: bool) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.items()})
+    sd = opt.state_dict()
+    for idx in sorted(sd["state"]):  # the same order on every process: the gathers must pair up
+        for k, v in sorted(sd["state"][idx].items()):
+            tensors[f"opt.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    tensors = whole_on_cpu(tensors, keep=main)
+    if not main:
+        return
+    meta = {
+        "step": str(step),
+        "train_config": json.dumps(cfg_dict),
+        "model_config": json.dumps(dict(model.config)),
+        "param_groups": json.dumps(sd["param_groups"]),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _restore_file(path: Path, model, ema: dict, opt) -> int:
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        names = set(f.keys())
+        state = model.state_dict()
+        mine = {f"model.{k}" for k in state}
+        missing = sorted(mine - names) + sorted({f"ema.{k}" for k in ema} - names)
+        extra = sorted({k for k in names if k.startswith("model.")} - mine)
+        if missing or extra:
+            raise ValueError(f"missing {missing[:3]}, unexpected {extra[:3]}")
+        model.load_state_dict({k: split_like(f.get_tensor(f"model.{k}"), v) for k, v in state.items()})
+        for k in ema:
+            ema[k].copy_(split_like(f.get_tensor(f"ema.{k}"), ema[k]))
+        params = [p for group in opt.param_groups for p in group["params"]]
+        opt_state: dict = {}
+        for idx, name in sorted((int(i), n) for _, i, n in (k.split(".", 2) for k in names if k.startswith("opt."))):
+            opt_state.setdefault(idx, {})[name] = split_like(f.get_tensor(f"opt.{idx}.{name}"), params[idx])
+    opt.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["step"])
+
+
+# ---- the folder: torch.distributed.checkpoint, one shard per process ----
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+@contextlib.contextmanager
+def _one_process_is_meant():
+    """torch.distributed.checkpoint warns on every save and load outside a process group; here that is intended."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*assuming the intent is to (save|load) in a single process")
+        yield
+
+
+def _barrier() -> None:
+    if _distributed():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _state(model, ema: dict, opt) -> dict:
+    """What a checkpoint folder holds. The optimiser's state is keyed by parameter name (not position) and each
+    tensor by its place in the whole one, so a folder written by N processes loads into M."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return {"model": model.state_dict(), "ema": ema, "optim": get_optimizer_state_dict(model, opt)}
+
+
+def _save_folder(path: Path, model, ema: dict, opt, step: int, cfg_dict: dict, main: bool) -> None:
+    import torch.distributed.checkpoint as dcp
+
+    partial = path / _PARTIAL
+    if main:
+        shutil.rmtree(partial, ignore_errors=True)  # what a crashed save left
+        partial.mkdir(parents=True)
+    _barrier()
+    try:
+        with _one_process_is_meant():
+            dcp.save(_state(model, ema, opt), checkpoint_id=str(partial), no_dist=not _distributed())
+    except BaseException:
+        if main:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _barrier()  # every shard is on disk
+    if main:
+        meta = {"step": step, "train_config": cfg_dict, "model_config": dict(model.config)}
+        (partial / _META).write_text(json.dumps(meta))
+        name, n = f"step-{step:08d}", 1
+        while (path / name).exists():  # this step written before (a run restarted in the same folder): keep it until
+            name, n = f"step-{step:08d}.{n}", n + 1  # `latest` names the new one
+        os.replace(partial, path / name)
+        write_text_atomic(path / _LATEST, name)
+        for old in path.iterdir():
+            if old.name.startswith("step-") and old.name != name:
+                shutil.rmtree(old)
+    _barrier()
+
+
+def _restore_folder(path: Path, model, ema: dict, opt) -> int:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+    folder = _step_folder(path)
+    step = checkpoint_meta(folder)["step"]
+    state = _state(model, ema, opt)
+    with _one_process_is_meant():
+        dcp.load(state, checkpoint_id=str(folder), no_dist=not _distributed())  # in place, each process its part
+    model.load_state_dict(state["model"])
+    set_optimizer_state_dict(model, opt, state["optim"])
+    return step
