@@ -175,6 +175,7 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "missing_init",
         "corrupt_init",
         "init_folder_not_a_checkpoint",
+        "corrupt_resume",
         "hfov_too_wide",
         "hfov_negative",
         "eval_negative_clips",
@@ -204,6 +205,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     (bad / "nan.txt").write_text("\n".join(lines) + "\n")
     shutil.copytree(model_dir, bad / "model")
     (bad / "model" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
+    (bad / "run").mkdir()
+    (bad / "run" / "checkpoint.safetensors").write_bytes(b"not safetensors either" * 10)
     argv = {
         "corrupt_video": ["estimate", bad / "broken.mp4", "--out", tmp_path / "o", "--model", model_dir],
         "missing_video": ["consistency", bad / "nope.mp4", "--out", tmp_path / "o", "--model", model_dir],
@@ -234,6 +237,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "missing_init": ["train", "--steps", 1, "--init-from", bad / "nope.safetensors", "--out", tmp_path / "o"],
         "corrupt_init": ["train", "--steps", 1, "--init-from", bad / "broken.mp4", "--out", tmp_path / "o"],
         "init_folder_not_a_checkpoint": ["train", "--steps", 1, "--init-from", bad / "model", "--out", tmp_path / "o"],
+        "corrupt_resume": ["train", "--steps", 1, "--resume", "--out", bad / "run"],
         "hfov_too_wide": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", 200, "--model", model_dir],
         "hfov_negative": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", -5, "--model", model_dir],
         "eval_negative_clips": ["eval", "--model", model_dir, "--synth-clips", -3, "--out", tmp_path / "o.json"],
@@ -261,6 +265,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     assert not [p for p in bad.iterdir() if p.name.startswith(".")] and not (tmp_path / "o.avi").exists()
     assert (bad / "a_file").read_text() == "keep me" and not list((bad / "a_folder.mp4").iterdir())
+    assert [p.name for p in (bad / "run").iterdir()] == ["checkpoint.safetensors"]  # a failed resume adds nothing
 
 
 def test_eval_writes_rows_for_both_models(model_dir, dl3dv_scene, tmp_path, capsys):
