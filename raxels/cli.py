@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .cli_train import train
+from .cli_train import export, train
 from .errors import InputError, first_line
 from .paths import DEFAULT_MODEL
 
@@ -32,6 +32,7 @@ def demo(
 
 
 app.command()(train)
+app.command()(export)
 
 
 class _Steps:

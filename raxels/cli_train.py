@@ -1,4 +1,5 @@
-"""`raxels train`: TrainConfig's settings as command-line options (registered on the app in cli.py)."""
+"""`raxels train` (TrainConfig's settings as command-line options) and `raxels export` (a training checkpoint as a
+model folder); both registered on the app in cli.py."""
 
 from __future__ import annotations
 
@@ -85,5 +86,21 @@ def train(
     try:
         cfg = TrainConfig.from_dict(values)
         run_train(cfg, resume=resume)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def export(
+    checkpoint: Path = typer.Argument(..., help="A run's checkpoint.safetensors or checkpoint.dcp folder."),
+    out: Path = typer.Option(..., help="Model folder to write (config.json, weights, pipeline.json)."),
+) -> None:
+    """Export a training checkpoint's EMA weights as a model folder for the other commands, e.g. a run's latest
+    checkpoint while it still trains."""
+    from .io.atomic import check_output
+    from .train import export_checkpoint
+
+    check_output(out, folder=True)
+    try:
+        export_checkpoint(checkpoint, out)
     except ValueError as e:
         raise InputError(str(e)) from None

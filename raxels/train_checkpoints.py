@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import warnings
 from pathlib import Path
@@ -102,26 +103,30 @@ def start_from(path: Path, model, ema: dict, opt, what: str = "init_from") -> in
         raise ValueError(f"{what}: {e}") from None
     try:
         return restore(path, model, ema, opt)
-    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+    except (SafetensorError, OSError, EOFError, pickle.UnpicklingError, json.JSONDecodeError) as e:
         raise ValueError(f"{what}: {path} is not a readable checkpoint ({first_line(e)})") from None
     except (RuntimeError, KeyError, ValueError) as e:
         raise ValueError(f"{what}: {path} does not fit this model ({first_line(e)})") from None
 
 
 def read_ema(path: Path) -> dict:
-    """The EMA weights of a checkpoint file or folder, whole tensors, in this one process."""
-    path = Path(path)
-    if not path.is_dir():
-        with safe_open(str(path), "pt") as f:
-            return {k[4:]: f.get_tensor(k) for k in f.keys() if k.startswith("ema.")}
+    """The EMA weights of a checkpoint file or folder, whole tensors, in this one process; a one-line ValueError if
+    they cannot be read."""
     import torch.distributed.checkpoint as dcp
 
-    folder = _step_folder(path)
-    stored = dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
-    ema = {k[4:]: torch.empty(m.size, dtype=m.properties.dtype) for k, m in stored.items() if k.startswith("ema.")}
-    with _one_process_is_meant():
-        dcp.load({"ema": ema}, checkpoint_id=str(folder), no_dist=True)
-    return ema
+    path = Path(path)
+    try:
+        if not path.is_dir():
+            with safe_open(str(path), "pt") as f:
+                return {k[4:]: f.get_tensor(k) for k in f.keys() if k.startswith("ema.")}
+        folder = _step_folder(path)
+        stored = _stored(folder)
+        ema = {k[4:]: torch.empty(m.size, dtype=m.properties.dtype) for k, m in stored.items() if k.startswith("ema.")}
+        with _one_process_is_meant(), _raised_as_themselves():
+            dcp.load({"ema": ema}, checkpoint_id=str(folder), no_dist=True)
+        return ema
+    except (SafetensorError, OSError, EOFError, pickle.UnpicklingError, RuntimeError) as e:
+        raise ValueError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
 
 
 # ---- the file: whole tensors ----
@@ -185,6 +190,31 @@ def _one_process_is_meant():
         yield
 
 
+@contextlib.contextmanager
+def _raised_as_themselves():
+    """torch.distributed.checkpoint wraps what failed in each process in a CheckpointException, a BaseException
+    whose message is a traceback: raise the first process's own exception instead (a one-line error upstream)."""
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    try:
+        yield
+    except CheckpointException as e:
+        failures = list(e.failures.values())
+        if not failures:
+            raise
+        raise failures[0][0] from None
+
+
+def _stored(folder: Path) -> dict:
+    """{flattened name: its metadata} of a step folder's tensors."""
+    import torch.distributed.checkpoint as dcp
+
+    try:
+        return dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
+    except (OSError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"{folder}: unreadable ({first_line(e)})") from None
+
+
 def _barrier() -> None:
     if _distributed():
         import torch.distributed as dist
@@ -237,7 +267,11 @@ def _restore_folder(path: Path, model, ema: dict, opt) -> int:
     folder = _step_folder(path)
     step = checkpoint_meta(folder)["step"]
     state = _state(model, ema, opt)
-    with _one_process_is_meant():
+    # A missing tensor fails in the load; one the model does not have would be skipped without a word.
+    extra = sorted(k for k in _stored(folder) if k.startswith("model.") and k[6:] not in state["model"])
+    if extra:
+        raise ValueError(f"unexpected {extra[:3]}")
+    with _one_process_is_meant(), _raised_as_themselves():
         dcp.load(state, checkpoint_id=str(folder), no_dist=not _distributed())  # in place, each process its part
     model.load_state_dict(state["model"])
     set_optimizer_state_dict(model, opt, state["optim"])

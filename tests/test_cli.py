@@ -176,6 +176,8 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "corrupt_init",
         "init_folder_not_a_checkpoint",
         "corrupt_resume",
+        "export_corrupt",
+        "export_not_a_checkpoint",
         "hfov_too_wide",
         "hfov_negative",
         "eval_negative_clips",
@@ -238,6 +240,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "corrupt_init": ["train", "--steps", 1, "--init-from", bad / "broken.mp4", "--out", tmp_path / "o"],
         "init_folder_not_a_checkpoint": ["train", "--steps", 1, "--init-from", bad / "model", "--out", tmp_path / "o"],
         "corrupt_resume": ["train", "--steps", 1, "--resume", "--out", bad / "run"],
+        "export_corrupt": ["export", bad / "run" / "checkpoint.safetensors", "--out", tmp_path / "o"],
+        "export_not_a_checkpoint": ["export", bad / "model", "--out", tmp_path / "o"],
         "hfov_too_wide": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", 200, "--model", model_dir],
         "hfov_negative": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", -5, "--model", model_dir],
         "eval_negative_clips": ["eval", "--model", model_dir, "--synth-clips", -3, "--out", tmp_path / "o.json"],
@@ -266,6 +270,22 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     assert not [p for p in bad.iterdir() if p.name.startswith(".")] and not (tmp_path / "o.avi").exists()
     assert (bad / "a_file").read_text() == "keep me" and not list((bad / "a_folder.mp4").iterdir())
     assert [p.name for p in (bad / "run").iterdir()] == ["checkpoint.safetensors"]  # a failed resume adds nothing
+
+
+def test_export_a_running_trainings_checkpoint_then_estimate(clip_files, tmp_path, capsys):
+    """`raxels export` makes a model folder of a checkpoint folder (or file) that the other commands run."""
+    from raxels.train import train
+    from tests.test_train import _cfg
+
+    train(_cfg(tmp_path / "run", steps=2, ckpt_every=1, sharded_checkpoints=True), progress=False)
+    d, _ = clip_files
+    code, out, err = run(["export", tmp_path / "run" / "checkpoint.dcp", "--out", tmp_path / "model"], capsys)
+    assert code == 0, err
+    exported, trained = (tmp_path / p / "diffusion_pytorch_model.safetensors" for p in ("model", "run/model"))
+    assert exported.read_bytes() == trained.read_bytes()  # the final checkpoint is the run's end
+    code, out, err = run(["estimate", d / "clip.mp4", "--out", tmp_path / "est", "--model", tmp_path / "model"], capsys)
+    assert code == 0, err
+    assert read_re10k(tmp_path / "est" / "cameras.txt", 48, 64).cameras.c2w.shape[1] == 6
 
 
 def test_eval_writes_rows_for_both_models(model_dir, dl3dv_scene, tmp_path, capsys):

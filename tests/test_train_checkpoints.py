@@ -1,6 +1,6 @@
 import json
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -110,3 +110,18 @@ def test_unusable_checkpoints_fail_in_one_line(tmp_path):
     (tmp_path / "corrupt" / FILE_NAME).write_bytes(b"not safetensors" * 10)
     with pytest.raises(ValueError, match=r"^resume: .*checkpoint.safetensors: not a readable checkpoint \("):
         train(corrupt, resume=True, progress=False)
+
+    # A folder that does not fit: tensors the model lacks (a pose head) are refused, not skipped.
+    posed = _cfg(tmp_path / "posed", steps=1, ckpt_every=1, sharded_checkpoints=True, pose_loss_weight=0.5)
+    train(posed, progress=False)
+    posed_folder = tmp_path / "posed" / FOLDER_NAME
+    with pytest.raises(ValueError, match=r"^init_from: .* does not fit this model \(unexpected \['model.pose_"):
+        train(_cfg(tmp_path / "bad", init_from=str(posed_folder)), progress=False)
+    # A cut-short shard: the load's own error, in one line (torch wraps it in a multi-line BaseException).
+    shard = next((posed_folder / "step-00000001").glob("*.distcp"))
+    shard.write_bytes(shard.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"^init_from: .* is not a readable checkpoint \(EOFError\)$"):
+        train(replace(posed, init_from=str(posed_folder), out=str(tmp_path / "bad")), progress=False)
+    with pytest.raises(ValueError, match=r"^.*checkpoint.dcp: not a readable checkpoint \(EOFError\)$"):
+        read_ema(posed_folder)
+    assert not (tmp_path / "bad").exists()
