@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -24,6 +25,7 @@ from .codec import load_codec
 from .data.batches import CAMERA_CHANNELS
 from .data.sources import clip_source
 from .flow import flow_matching_loss
+from .io.atomic import write_text_atomic
 from .model import RaxelsDiT, build_model, model_config
 from .model.wan_init import load_wan_video_stream
 from .sharding import shard, whole_on_cpu
@@ -112,8 +114,6 @@ def pipeline_config(cfg: TrainConfig):
 def export_model(folder: Path, model_config: dict, ema: dict, cfg: TrainConfig) -> None:
     """The EMA weights (whole tensors) as a diffusers folder (config.json + safetensors + pipeline.json), all or
     nothing."""
-    import shutil
-
     with torch.device("meta"):  # shapes only: the EMA's tensors become the weights (no second copy, no init)
         export = RaxelsDiT.from_config(model_config)
     export.load_state_dict(ema, assign=True)
@@ -131,6 +131,18 @@ def export_checkpoint(ckpt: Path, folder: Path) -> None:
     meta = checkpoint_meta(Path(ckpt))
     cfg = TrainConfig.from_dict(meta["train_config"])
     export_model(folder, meta["model_config"], read_ema(Path(ckpt)), cfg)  # the model as trained, whatever built it
+
+
+@contextlib.contextmanager
+def _removed_if_no_step_ends(out: Path, created: bool, history: list):
+    """A run that fails before its first step ends (a corrupt clip in the first batch, a device out of memory)
+    removes the run folder it created: nothing in it could be resumed or read."""
+    try:
+        yield
+    except BaseException:
+        if created and not history:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _gradient_sync(accelerator, model, sharded: bool, sync: bool):
@@ -203,81 +215,84 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         raise ValueError(f"{per} clips per process do not split into grad_accum={cfg.grad_accum} equal parts")
     sl, micro = slice(rank * per, (rank + 1) * per), per // cfg.grad_accum
     log_path = out / "train_log.jsonl"
+    created = accelerator.is_main_process and not out.exists()
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        write_text_atomic(out / "train_config.json", json.dumps(asdict(cfg), indent=2))
     history = []
     t0 = time.perf_counter()
     model.train()
     shapes_of = {f: latent_shapes(cfg, codec, f) for f in cfg.frames_choices or (cfg.frames,)}
-    for step, frames, draws, batch in step_batches(cfg, source, shapes_of, start, sl):
-        shapes = shapes_of[frames]
-        # Drawn on the CPU whatever the device, so that every device trains on the same numbers; this process's part.
-        d = {k: v[sl].to(device) if torch.is_tensor(v) else v[sl] for k, v in draws.items()}
-        video0 = codec.encode_video(batch.frames.to(device))
-        raxel0 = codec.encode_raxels(batch.camera_images.to(device))
-        targets = pose_targets(batch.cameras.c2w).to(device) if cfg.pose_loss_weight > 0 else None
-        for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, step)
-        opt.zero_grad(set_to_none=True)
-        # The part in grad_accum pieces, each one forward and backward: per-sample means make the mean of the pieces'
-        # losses the part's loss, so the gradients add up to one pass's. Processes synchronise on the last piece.
-        loss, parts = 0.0, {}
-        for j in range(cfg.grad_accum):
-            piece = slice(j * micro, (j + 1) * micro)
-            mask = masks_for(d["tasks"][piece], shapes[0][1], shapes[1][1], cfg.cond_frames, device)
-            with _gradient_sync(accelerator, model, sharded, j == cfg.grad_accum - 1):
-                # Our own autocast, not Accelerator(mixed_precision=...): accelerate fixes that once per process.
-                with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=bf16):
-                    piece_loss, piece_parts = flow_matching_loss(
-                        model,
-                        video0[piece],
-                        raxel0[piece],
-                        mask,
-                        d["t_video"][piece],
-                        d["t_raxel"][piece],
-                        d["eps_video"][piece],
-                        d["eps_raxel"][piece],
-                        targets[piece] if targets is not None else None,
-                        cfg.pose_loss_weight,
-                        cfg.pose_centre_weight,
-                    )
-                accelerator.backward(piece_loss / cfg.grad_accum)
-            loss += piece_loss.item() / cfg.grad_accum
-            for k, v in piece_parts.items():  # the pooled parts are averaged over pieces, as over processes
-                parts[k] = parts.get(k, 0.0) + v / cfg.grad_accum
-        if cfg.grad_clip:
-            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for k, v in raw.state_dict().items():
-                ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)  # shard by shard when sharded
-        names = [k for k in ("loss_video", "loss_raxel", "loss_pose") if k in parts]
-        stats = torch.tensor([loss] + [parts[k] for k in names], device=device)
-        stats = accelerator.reduce(stats, reduction="mean").tolist()
-        global_loss = stats[0]
-        parts.update(zip(names, stats[1:]))
-        history.append(global_loss)
-        done = step + 1
-        if accelerator.is_main_process and (done % cfg.log_every == 0 or done == cfg.steps):
-            rec = {
-                "step": done,
-                "loss": global_loss,
-                **parts,
-                "lr": lr_at(cfg, step),
-                "elapsed_s": round(time.perf_counter() - t0, 2),
-            }
-            with open(log_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            if progress:
-                print(json.dumps(rec), flush=True)
-        # A file from the first process, its tensors gathered from the others if sharded; a folder from all of them.
-        if (done % cfg.ckpt_every == 0 or done == cfg.steps) and (
-            sharded or cfg.sharded_checkpoints or accelerator.is_main_process
-        ):
-            save_checkpoint(ckpt, raw, ema, opt, done, asdict(cfg), main=accelerator.is_main_process)
-        accelerator.wait_for_everyone()
+    with _removed_if_no_step_ends(out, created, history):
+        for step, frames, draws, batch in step_batches(cfg, source, shapes_of, start, sl):
+            shapes = shapes_of[frames]
+            # Drawn on the CPU on every device alike, so all train on the same numbers; this process's part.
+            d = {k: v[sl].to(device) if torch.is_tensor(v) else v[sl] for k, v in draws.items()}
+            video0 = codec.encode_video(batch.frames.to(device))
+            raxel0 = codec.encode_raxels(batch.camera_images.to(device))
+            targets = pose_targets(batch.cameras.c2w).to(device) if cfg.pose_loss_weight > 0 else None
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step)
+            opt.zero_grad(set_to_none=True)
+            # The part in grad_accum pieces, each one forward and backward: per-sample means make the mean of the
+            # pieces' losses the part's loss, so the gradients add up to one pass's. Processes synchronise on the last
+            # piece.
+            loss, parts = 0.0, {}
+            for j in range(cfg.grad_accum):
+                piece = slice(j * micro, (j + 1) * micro)
+                mask = masks_for(d["tasks"][piece], shapes[0][1], shapes[1][1], cfg.cond_frames, device)
+                with _gradient_sync(accelerator, model, sharded, j == cfg.grad_accum - 1):
+                    # Our own autocast, not Accelerator(mixed_precision=...): accelerate fixes that once per process.
+                    with torch.autocast(accelerator.device.type, torch.bfloat16, enabled=bf16):
+                        piece_loss, piece_parts = flow_matching_loss(
+                            model,
+                            video0[piece],
+                            raxel0[piece],
+                            mask,
+                            d["t_video"][piece],
+                            d["t_raxel"][piece],
+                            d["eps_video"][piece],
+                            d["eps_raxel"][piece],
+                            targets[piece] if targets is not None else None,
+                            cfg.pose_loss_weight,
+                            cfg.pose_centre_weight,
+                        )
+                    accelerator.backward(piece_loss / cfg.grad_accum)
+                loss += piece_loss.item() / cfg.grad_accum
+                for k, v in piece_parts.items():  # the pooled parts are averaged over pieces, as over processes
+                    parts[k] = parts.get(k, 0.0) + v / cfg.grad_accum
+            if cfg.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+                for k, v in raw.state_dict().items():
+                    ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)  # shard by shard when sharded
+            names = [k for k in ("loss_video", "loss_raxel", "loss_pose") if k in parts]
+            stats = torch.tensor([loss] + [parts[k] for k in names], device=device)
+            stats = accelerator.reduce(stats, reduction="mean").tolist()
+            global_loss = stats[0]
+            parts.update(zip(names, stats[1:]))
+            history.append(global_loss)
+            done = step + 1
+            if accelerator.is_main_process and (done % cfg.log_every == 0 or done == cfg.steps):
+                rec = {
+                    "step": done,
+                    "loss": global_loss,
+                    **parts,
+                    "lr": lr_at(cfg, step),
+                    "elapsed_s": round(time.perf_counter() - t0, 2),
+                }
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                if progress:
+                    print(json.dumps(rec), flush=True)
+            # A file from the first process, its tensors gathered from the others if sharded; a folder from all of them.
+            if (done % cfg.ckpt_every == 0 or done == cfg.steps) and (
+                sharded or cfg.sharded_checkpoints or accelerator.is_main_process
+            ):
+                save_checkpoint(ckpt, raw, ema, opt, done, asdict(cfg), main=accelerator.is_main_process)
+            accelerator.wait_for_everyone()
     if sharded or accelerator.is_main_process:
         weights = whole_on_cpu(ema, keep=accelerator.is_main_process)
         if accelerator.is_main_process:
