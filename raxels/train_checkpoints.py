@@ -41,8 +41,10 @@ def checkpoint_path(out: Path, sharded: bool) -> Path:
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    """The run folder's checkpoint with the most steps, of either format; None if it has none."""
-    found = [p for p in (Path(out) / FILE_NAME, Path(out) / FOLDER_NAME) if p.exists()]
+    """The run folder's checkpoint with the most steps, of either format; None if it has none (a checkpoint folder
+    without `latest` holds at most the first save, cut short)."""
+    file, folder = Path(out) / FILE_NAME, Path(out) / FOLDER_NAME
+    found = [p for p in (file, folder) if p.exists() and not (p == folder and not (folder / _LATEST).exists())]
     return max(found, key=lambda p: checkpoint_meta(p)["step"], default=None)
 
 

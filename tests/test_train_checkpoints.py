@@ -45,6 +45,7 @@ def test_checkpoint_folder_survives_a_crashed_save_and_resumes_bit_identically(t
     assert max(_losses(tmp_path / "run")) == 4 and not (tmp_path / "run" / FILE_NAME).exists()
 
     monkeypatch.setattr(dcp, "save", real_save)
+    (folder / ".partial").mkdir()  # as if a process had been killed in a save: ignored, then replaced
     train(cfg, resume=True, progress=False)
     assert sorted(p.name for p in folder.iterdir()) == ["latest", "step-00000004"]  # the older step is gone
     assert checkpoint_meta(folder)["step"] == 4
@@ -125,3 +126,8 @@ def test_unusable_checkpoints_fail_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"^.*checkpoint.dcp: not a readable checkpoint \(EOFError\)$"):
         read_ema(posed_folder)
     assert not (tmp_path / "bad").exists()
+
+    # Killed in its first save: no checkpoint yet, so --resume starts from the first step.
+    first = _cfg(tmp_path / "first", steps=1, sharded_checkpoints=True)
+    (tmp_path / "first" / FOLDER_NAME / ".partial").mkdir(parents=True)
+    assert len(train(first, resume=True, progress=False)["losses"]) == 1
