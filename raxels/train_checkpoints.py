@@ -44,13 +44,13 @@ def latest_checkpoint(out: Path) -> Path | None:
     """The run folder's checkpoint with the most steps, of either format; None if it has none (a checkpoint folder
     without `latest` holds at most the first save, cut short)."""
     file, folder = Path(out) / FILE_NAME, Path(out) / FOLDER_NAME
-    found = [p for p in (file, folder) if p.exists() and not (p == folder and not (folder / _LATEST).exists())]
+    found = ([file] if file.exists() else []) + ([folder] if (folder / _LATEST).exists() else [])
     return max(found, key=lambda p: checkpoint_meta(p)["step"], default=None)
 
 
 def checkpoint_meta(path: Path) -> dict:
-    """{"step": int, "train_config": dict, "model_config": dict} of a checkpoint file or folder. ValueError (one
-    line) if it is neither; SafetensorError from an unreadable file."""
+    """{"step": int, "train_config": dict, "model_config": dict} of a checkpoint file or folder; a one-line
+    ValueError if it is neither."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"no checkpoint file or folder at {path}")
@@ -59,7 +59,8 @@ def checkpoint_meta(path: Path) -> dict:
             meta = json.loads((_step_folder(path) / _META).read_text())
         else:
             with safe_open(str(path), "pt") as f:
-                meta = {k: v if k == "step" else json.loads(v) for k, v in (f.metadata() or {}).items()}
+                stored = f.metadata() or {}
+            meta = {k: json.loads(stored[k]) for k in ("step", "train_config", "model_config")}
         return {"step": int(meta["step"]), "train_config": meta["train_config"], "model_config": meta["model_config"]}
     except (SafetensorError, OSError, json.JSONDecodeError, TypeError) as e:
         raise ValueError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
@@ -211,10 +212,7 @@ def _stored(folder: Path) -> dict:
     """{flattened name: its metadata} of a step folder's tensors."""
     import torch.distributed.checkpoint as dcp
 
-    try:
-        return dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
-    except (OSError, EOFError, pickle.UnpicklingError) as e:
-        raise ValueError(f"{folder}: unreadable ({first_line(e)})") from None
+    return dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
 
 
 def _barrier() -> None:

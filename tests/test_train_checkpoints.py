@@ -92,6 +92,20 @@ def test_sharded_checkpoints_move_between_two_processes_and_one(tmp_path):
         assert torch.allclose(v, whole[f"ema.{k}"], rtol=1e-3, atol=1e-6), k
 
 
+def test_ddp_processes_write_one_checkpoint_folder_and_resume_from_it(tmp_path):
+    """Unsharded processes (DDP) hold the same tensors: the folder gets them once, and both resume from it."""
+    kw = dict(steps=4, batch_size=4, ckpt_every=2)
+    one, two = _cfg(tmp_path / "one", **kw), _cfg(tmp_path / "two", sharded_checkpoints=True, **kw)
+    subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
+    _torchrun(two, env={"STOP_AFTER_CHECKPOINT": "2"})
+    step = tmp_path / "two" / FOLDER_NAME / "step-00000002"
+    written = sum(p.stat().st_size for p in step.glob("*.distcp"))
+    # Once, not one copy per process (2x); the folder stores each small tensor with some overhead (1.18x here).
+    assert written < 1.5 * (tmp_path / "one" / FILE_NAME).stat().st_size
+    _torchrun(two, "resume")
+    _assert_same_losses(tmp_path / "one", tmp_path / "two", steps=4, tol=1e-4)
+
+
 def test_unusable_checkpoints_fail_in_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
