@@ -1,7 +1,8 @@
 """FSDP for training (PyTorch's `fully_shard`): parameters, gradients, optimiser state and the EMA split across the
 processes, so that each GPU holds 1/N of them; the 20B configuration needs that (fp32 weights, gradients, AdamW's two
-moments and the EMA: 20 bytes a parameter). Whole tensors are gathered back only for checkpoints, the same file as an
-unsharded run's: a sharded run resumes on any number of processes, sharded or not, and exports the same way."""
+moments and the EMA: 20 bytes a parameter). Whole tensors are gathered back only for checkpoint files (the same file
+as an unsharded run's; checkpoint folders take each process's shard as it is, `train_checkpoints`) and for the
+exported model's EMA weights."""
 
 from __future__ import annotations
 
