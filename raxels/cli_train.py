@@ -91,16 +91,17 @@ def train(
 
 
 def export(
-    checkpoint: Path = typer.Argument(..., help="A run's checkpoint.safetensors or checkpoint.dcp folder."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint.safetensors, a checkpoint.dcp folder or a run folder."),
     out: Path = typer.Option(..., help="Model folder to write (config.json, weights, pipeline.json)."),
 ) -> None:
     """Export a training checkpoint's EMA weights as a model folder for the other commands, e.g. a run's latest
     checkpoint while it still trains."""
     from .io.atomic import check_output
     from .train import export_checkpoint
+    from .train_checkpoints import latest_checkpoint
 
     check_output(out, folder=True)
     try:
-        export_checkpoint(checkpoint, out)
+        export_checkpoint(latest_checkpoint(checkpoint) or checkpoint, out)  # a run folder: its latest checkpoint
     except ValueError as e:
         raise InputError(str(e)) from None

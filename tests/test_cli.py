@@ -178,6 +178,7 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "corrupt_resume",
         "export_corrupt",
         "export_not_a_checkpoint",
+        "export_empty_run",
         "hfov_too_wide",
         "hfov_negative",
         "eval_negative_clips",
@@ -242,6 +243,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "corrupt_resume": ["train", "--steps", 1, "--resume", "--out", bad / "run"],
         "export_corrupt": ["export", bad / "run" / "checkpoint.safetensors", "--out", tmp_path / "o"],
         "export_not_a_checkpoint": ["export", bad / "model", "--out", tmp_path / "o"],
+        "export_empty_run": ["export", bad / "a_folder.mp4", "--out", tmp_path / "o"],
         "hfov_too_wide": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", 200, "--model", model_dir],
         "hfov_negative": ["joint", d / "first.png", "--out", tmp_path / "o", "--hfov", -5, "--model", model_dir],
         "eval_negative_clips": ["eval", "--model", model_dir, "--synth-clips", -3, "--out", tmp_path / "o.json"],
@@ -283,6 +285,9 @@ def test_export_a_running_trainings_checkpoint_then_estimate(clip_files, tmp_pat
     assert code == 0, err
     exported, trained = (tmp_path / p / "diffusion_pytorch_model.safetensors" for p in ("model", "run/model"))
     assert exported.read_bytes() == trained.read_bytes()  # the final checkpoint is the run's end
+    code, out, err = run(["export", tmp_path / "run", "--out", tmp_path / "from_run"], capsys)  # the run's latest
+    assert code == 0, err
+    assert (tmp_path / "from_run" / "diffusion_pytorch_model.safetensors").read_bytes() == trained.read_bytes()
     code, out, err = run(["estimate", d / "clip.mp4", "--out", tmp_path / "est", "--model", tmp_path / "model"], capsys)
     assert code == 0, err
     assert read_re10k(tmp_path / "est" / "cameras.txt", 48, 64).cameras.c2w.shape[1] == 6
