@@ -289,11 +289,13 @@ def run_centre(args) -> None:
     def xy(seeds):
         b = synthrooms_batch(seeds, CLIPS)
         centres = b.cameras.c2w[:, :, :3, 3] / CENTRE_SPREAD
-        return (codec.encode_video(b.frames) if dit else b.frames.flatten(1, 2)), centres, b.kinds
+        raxels = codec.encode_raxels(b.camera_images) if args.flow_weight else None
+        return (codec.encode_video(b.frames) if dit else b.frames.flatten(1, 2)), centres, b.kinds, raxels
 
     train = [xy(list(range(i, min(args.clips, i + 100)))) for i in range(0, args.clips, 100)]
-    X, Y = torch.cat([x for x, _, _ in train]), torch.cat([y for _, y, _ in train])
-    Xh, Yh, kinds = xy(list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + 200)))
+    X, Y = torch.cat([x for x, _, _, _ in train]), torch.cat([y for _, y, _, _ in train])
+    R = torch.cat([r for _, _, _, r in train]) if args.flow_weight else None
+    Xh, Yh, kinds, _ = xy(list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + 200)))
     # --demean: the targets' mean trajectory (per frame, over the training clips) subtracted, added back to score.
     mean = Y.mean(0) if args.demean else torch.zeros_like(Y[0])
     g = torch.Generator().manual_seed(1)  # training draws, and the DiT's raxel noise
@@ -308,12 +310,16 @@ def run_centre(args) -> None:
             net.video_io.patch_embedding = PairStem(net.video_io.patch_embedding)
         C = net.config.raxel_in_channels
 
-        def predict(v: torch.Tensor) -> torch.Tensor:  # [B, T, 3]
+        def predict(v: torch.Tensor, r0: torch.Tensor | None = None):  # [B, T, 3]
             B, T = v.shape[0], v.shape[2]
             # --zero-raxels still draws the noise, so the training draws stay those of the other runs.
             r = torch.randn(B, C, T, *v.shape[3:], generator=g) * (0.0 if args.zero_raxels else 1.0)
             with torch.autocast("cpu", torch.bfloat16):
-                return net(v, r, torch.zeros(B, T), torch.ones(B, T), return_pose=True)[2][..., 6:9].float()
+                out = net(v, r, torch.zeros(B, T), torch.ones(B, T), return_pose=True)
+            if r0 is None:
+                return out[2][..., 6:9].float()
+            # --flow-weight: the raxel flow-matching loss of the same forward pass (t = 1: velocity eps - x0).
+            return out[2][..., 6:9].float(), ((out[1].float() - (r - r0)) ** 2).mean()
     else:
         net = small_cnn(3 * CLIPS.frames, 3)
 
@@ -330,8 +336,8 @@ def run_centre(args) -> None:
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / 50)
         i = torch.randint(0, len(X), (args.batch,), generator=g)
-        p = predict(X[i])
-        loss = ((p - (Y[i] - mean)[:, -p.shape[1]:]) ** 2).mean()
+        p, flow = predict(X[i], R[i]) if args.flow_weight else (predict(X[i]), 0.0)
+        loss = ((p - (Y[i] - mean)[:, -p.shape[1]:]) ** 2).mean() + args.flow_weight * flow
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -368,6 +374,8 @@ def main() -> None:
     p.add_argument("--pooled-every", type=int, default=0, help="DiT translation variants: print the pose head's "
                    "input size and its variation across the batch's clips every N steps")
     p.add_argument("--zero-raxels", action="store_true", help="translation variants: raxel input 0 instead of noise")
+    p.add_argument("--flow-weight", type=float, default=0.0, help="DiT translation variants: add the raxel "
+                   "flow-matching loss (t = 1, the same forward pass) at this weight beside the centres' loss")
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
