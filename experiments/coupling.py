@@ -59,7 +59,7 @@ from raxels.data.batches import HELD_OUT_SEED_START, camera_images, synthrooms_b
 from raxels.aux_pose import CENTRE_SPREAD
 from raxels.data.synthrooms import TRAJECTORIES, SynthRoomsConfig
 from raxels.eval.pose import pose_metrics
-from raxels.flow import flow_matching_loss, sample, sample_train_t, task_mask
+from raxels.flow import flow_matching_loss, noised, sample, sample_train_t, task_mask
 from raxels.model.configs import build_model, model_config
 from raxels.model.dit import beside_first
 from raxels.raxels import raxels_to_cameras
@@ -314,11 +314,15 @@ def run_centre(args) -> None:
             B, T = v.shape[0], v.shape[2]
             # --zero-raxels still draws the noise, so the training draws stay those of the other runs.
             r = torch.randn(B, C, T, *v.shape[3:], generator=g) * (0.0 if args.zero_raxels else 1.0)
+            t = torch.ones(B, T)
+            if r0 is not None and args.random_t:  # training only: held-out clips are scored from pure noise
+                t = sample_train_t(B, g)[:, None].expand(B, T)
+            x = r if r0 is None else noised(r0, r, t)
             with torch.autocast("cpu", torch.bfloat16):
-                out = net(v, r, torch.zeros(B, T), torch.ones(B, T), return_pose=True)
+                out = net(v, x, torch.zeros(B, T), t, return_pose=True)
             if r0 is None:
                 return out[2][..., 6:9].float()
-            # --flow-weight: the raxel flow-matching loss of the same forward pass (t = 1: velocity eps - x0).
+            # --flow-weight: the raxel flow-matching loss of the same forward pass (velocity eps - x0).
             return out[2][..., 6:9].float(), ((out[1].float() - (r - r0)) ** 2).mean()
     else:
         net = small_cnn(3 * CLIPS.frames, 3)
@@ -376,6 +380,8 @@ def main() -> None:
     p.add_argument("--zero-raxels", action="store_true", help="translation variants: raxel input 0 instead of noise")
     p.add_argument("--flow-weight", type=float, default=0.0, help="DiT translation variants: add the raxel "
                    "flow-matching loss (t = 1, the same forward pass) at this weight beside the centres' loss")
+    p.add_argument("--random-t", action="store_true", help="with --flow-weight: train both losses at the "
+                   "project's training noise levels (`sample_train_t`) instead of t = 1")
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
