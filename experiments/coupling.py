@@ -29,8 +29,9 @@ Options of the translation variants: --plain-head drops the LayerNorm at the pos
 this loss alone the raxel stream's pooled state keeps growing (its norm 16 -> 87 in 120 steps, 141 with --demean)
 while its variation across clips falls to a quarter of its share, and every clip gets one answer; the shipped model,
 trained with the flow loss beside it, does not do this (norm 51, across-clip share 0.39). --demean regresses the
-centres minus their mean trajectory; --zero-raxels feeds zeros instead of noise as the raxel input; --pooled-every N
-prints the pose head's input norm and its variation across clips every N steps:
+centres minus their mean trajectory; --zero-raxels feeds zeros instead of noise as the raxel input; --flow-weight W
+adds the raxel flow-matching loss of the same forward pass (at t = 1, or at the training noise levels with
+--random-t); --pooled-every N prints the pose head's input norm and its variation across clips every N steps:
 
     python experiments/coupling.py centre-motion --clips 1000 --steps 121 --pooled-every 10 [--plain-head | --demean]
 
