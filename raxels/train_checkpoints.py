@@ -34,6 +34,8 @@ FOLDER_NAME = "checkpoint.dcp"
 _LATEST = "latest"  # in a checkpoint folder: the name of its current step folder
 _META = "raxels.json"  # in a step folder: step, train_config, model_config
 _PARTIAL = ".partial"  # in a checkpoint folder: the step folder being written
+# What reading a corrupt or cut-short checkpoint raises (safetensors' header, a shard's pickles, a JSON entry).
+_UNREADABLE = (SafetensorError, OSError, EOFError, pickle.UnpicklingError, json.JSONDecodeError)
 
 
 def checkpoint_path(out: Path, sharded: bool) -> Path:
@@ -62,7 +64,7 @@ def checkpoint_meta(path: Path) -> dict:
                 stored = f.metadata() or {}
             meta = {k: json.loads(stored[k]) for k in ("step", "train_config", "model_config")}
         return {"step": int(meta["step"]), "train_config": meta["train_config"], "model_config": meta["model_config"]}
-    except (SafetensorError, OSError, json.JSONDecodeError, TypeError) as e:
+    except (*_UNREADABLE, TypeError) as e:
         raise ValueError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
     except KeyError as e:
         raise ValueError(f"{path}: not a training checkpoint (no {e} in it)") from None
@@ -106,7 +108,7 @@ def start_from(path: Path, model, ema: dict, opt, what: str = "init_from") -> in
         raise ValueError(f"{what}: {e}") from None
     try:
         return restore(path, model, ema, opt)
-    except (SafetensorError, OSError, EOFError, pickle.UnpicklingError, json.JSONDecodeError) as e:
+    except _UNREADABLE as e:
         raise ValueError(f"{what}: {path} is not a readable checkpoint ({first_line(e)})") from None
     except (RuntimeError, KeyError, ValueError) as e:
         raise ValueError(f"{what}: {path} does not fit this model ({first_line(e)})") from None
@@ -128,8 +130,19 @@ def read_ema(path: Path) -> dict:
         with _one_process_is_meant(), _raised_as_themselves():
             dcp.load({"ema": ema}, checkpoint_id=str(folder), no_dist=True)
         return ema
-    except (SafetensorError, OSError, EOFError, pickle.UnpicklingError, RuntimeError) as e:
+    except (*_UNREADABLE, RuntimeError) as e:
         raise ValueError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
+
+
+def _check_names(names: set, model_state: dict, ema: dict) -> None:
+    """ValueError unless the stored names ("model.*", "ema.*", ...) hold every tensor of the model and its EMA, and
+    no weights the model lacks."""
+    mine = {f"model.{k}" for k in model_state}
+    missing = sorted(mine - names) + sorted({f"ema.{k}" for k in ema} - names)
+    extra = sorted({k for k in names if k.startswith("model.")} - mine)
+    if missing or extra:
+        raise ValueError(", ".join(f"{what} {keys[:3]}" for what, keys in (("missing", missing), ("unexpected", extra))
+                                   if keys))
 
 
 # ---- the file: whole tensors ----
@@ -160,11 +173,7 @@ def _restore_file(path: Path, model, ema: dict, opt) -> int:
         meta = f.metadata()
         names = set(f.keys())
         state = model.state_dict()
-        mine = {f"model.{k}" for k in state}
-        missing = sorted(mine - names) + sorted({f"ema.{k}" for k in ema} - names)
-        extra = sorted({k for k in names if k.startswith("model.")} - mine)
-        if missing or extra:
-            raise ValueError(f"missing {missing[:3]}, unexpected {extra[:3]}")
+        _check_names(names, state, ema)
         model.load_state_dict({k: split_like(f.get_tensor(f"model.{k}"), v) for k, v in state.items()})
         for k in ema:
             ema[k].copy_(split_like(f.get_tensor(f"ema.{k}"), ema[k]))
@@ -267,10 +276,7 @@ def _restore_folder(path: Path, model, ema: dict, opt) -> int:
     folder = _step_folder(path)
     step = checkpoint_meta(folder)["step"]
     state = _state(model, ema, opt)
-    # A missing tensor fails in the load; one the model does not have would be skipped without a word.
-    extra = sorted(k for k in _stored(folder) if k.startswith("model.") and k[6:] not in state["model"])
-    if extra:
-        raise ValueError(f"unexpected {extra[:3]}")
+    _check_names(set(_stored(folder)), state["model"], ema)  # the load would skip tensors the model lacks
     with _one_process_is_meant(), _raised_as_themselves():
         dcp.load(state, checkpoint_id=str(folder), no_dist=not _distributed())  # in place, each process its part
     model.load_state_dict(state["model"])
