@@ -38,7 +38,10 @@ def train(
     grad_accum: int = typer.Option(None, help="Each process's batch in N pieces, gradients summed (less memory)."),
     pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
     pose_centre_weight: float = typer.Option(None, help="Weight of the camera centres within that loss (1: equal)."),
-    init_from: Path = typer.Option(None, help="Start from another run's checkpoint, file or folder (a second stage)."),
+    pure_noise_share: float = typer.Option(None, help="Share of samples whose raxels are pure noise (t = 1)."),
+    init_from: Path = typer.Option(
+        None, help="Start from another run's checkpoint, file or folder (a second stage), or from a model folder."
+    ),
     init_video_from: Path = typer.Option(None, help="Start the video stream from a Wan 2.1 transformer folder."),
     seed: int = typer.Option(None, help="Seed of every random choice (default: the preset's, else 0)."),
     resume: bool = typer.Option(False, help="Continue from OUT's latest checkpoint (file or folder)."),
@@ -76,6 +79,7 @@ def train(
         grad_accum=grad_accum,
         pose_loss_weight=pose_loss_weight,
         pose_centre_weight=pose_centre_weight,
+        pure_noise_share=pure_noise_share,
         init_from=init_from,
         init_video_from=init_video_from,
         seed=seed,

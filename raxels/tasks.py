@@ -107,9 +107,7 @@ class Pipeline:
         folder = Path(folder)
         if not (folder / PIPELINE_FILE).is_file() or not (folder / "config.json").is_file():
             raise InputError(f"{folder}: not a raxels model folder ({PIPELINE_FILE} or config.json missing)")
-        d = json.loads((folder / PIPELINE_FILE).read_text())
-        d["train_frames"] = tuple(d.get("train_frames", (8,)))
-        cfg = PipelineConfig(**d)
+        cfg = read_pipeline_config(folder)
         device = resolve_device(device)
         vae = folder / "vae" if (folder / "vae" / "config.json").is_file() else cfg.vae
         try:
@@ -143,6 +141,12 @@ class Pipeline:
             # Wan's RMSNorm keeps fp32 weights; torch then takes its unfused path and warns on every call.
             warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
             yield
+
+
+def read_pipeline_config(folder: str | Path) -> PipelineConfig:
+    d = json.loads(Path(folder, PIPELINE_FILE).read_text())
+    d["train_frames"] = tuple(d.get("train_frames", (8,)))
+    return PipelineConfig(**d)
 
 
 def write_pipeline_config(folder: str | Path, cfg: PipelineConfig) -> None:

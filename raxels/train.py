@@ -29,12 +29,14 @@ from .io.atomic import write_text_atomic
 from .model import RaxelsDiT, build_model, model_config
 from .model.wan_init import load_wan_video_stream
 from .sharding import shard, whole_on_cpu
-from .tasks import resolve_precision, write_pipeline_config
+from .tasks import read_pipeline_config, resolve_precision, write_pipeline_config
 from .train_checkpoints import (
     checkpoint_meta,
     checkpoint_path,
     latest_checkpoint,
     read_ema,
+    is_model_folder,
+    model_folder_config,
     save_checkpoint,
     start_from,
 )
@@ -74,9 +76,12 @@ def _video_stream_kind(cfg: TrainConfig) -> dict:
 
 
 def _first_stage(cfg: TrainConfig, key: str) -> dict | None:
-    """One entry ("model_config", "train_config") of the `init_from` checkpoint; None without one."""
+    """One entry ("model_config", "train_config") of the `init_from` checkpoint; None without one, or for a model
+    folder's train_config (it has none: `frames_seen` reads its pipeline.json)."""
     if not (cfg.init_from and Path(cfg.init_from).exists()):
         return None
+    if is_model_folder(Path(cfg.init_from)):
+        return model_folder_config(Path(cfg.init_from)) if key == "model_config" else None
     return checkpoint_meta(Path(cfg.init_from))[key]
 
 
@@ -93,6 +98,8 @@ def frames_seen(cfg: TrainConfig) -> tuple[int, ...]:
     first = _first_stage(cfg, "train_config")
     if first is not None:
         seen |= set(frames_seen(TrainConfig.from_dict(first)))
+    elif cfg.init_from and is_model_folder(Path(cfg.init_from)):
+        seen |= set(read_pipeline_config(cfg.init_from).train_frames)
     return tuple(sorted(seen))
 
 

@@ -8,7 +8,8 @@ leaves a half-written one behind:
   of state). Each save is a complete folder `step-NNNNNNNN` beside `latest`, which names the current one and is
   replaced by a rename only once the new folder is complete; then the older folders are deleted.
 
-Either resumes on any number of processes, sharded or not, and either starts a second stage (`init_from`).
+Either resumes on any number of processes, sharded or not, and either starts a second stage (`init_from`). So does
+a model folder (`raxels export`, the shipped checkpoint): its weights, with a fresh optimiser.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from safetensors.torch import safe_open, save_file
 from .errors import first_line
 from .io.atomic import atomic_path, write_text_atomic
 from .sharding import split_like, whole_on_cpu
+from .tasks import PIPELINE_FILE
 
 FILE_NAME = "checkpoint.safetensors"
 FOLDER_NAME = "checkpoint.dcp"
 _LATEST = "latest"  # in a checkpoint folder: the name of its current step folder
 _META = "raxels.json"  # in a step folder: step, train_config, model_config
 _PARTIAL = ".partial"  # in a checkpoint folder: the step folder being written
+MODEL_WEIGHTS = "diffusion_pytorch_model.safetensors"  # a model folder's weights (diffusers' name)
 # What reading a corrupt or cut-short checkpoint raises (safetensors' header, a shard's pickles, a JSON entry).
 _UNREADABLE = (SafetensorError, OSError, EOFError, pickle.UnpicklingError, json.JSONDecodeError)
 
@@ -99,9 +102,30 @@ def restore(path: Path, model, ema: dict, opt) -> int:
     return _restore_folder(path, model, ema, opt) if path.is_dir() else _restore_file(path, model, ema, opt)
 
 
+def is_model_folder(path: Path) -> bool:
+    """A model folder (config.json, pipeline.json and the weights) rather than a training checkpoint."""
+    return all((Path(path) / name).is_file() for name in ("config.json", PIPELINE_FILE, MODEL_WEIGHTS))
+
+
+def model_folder_config(path: Path) -> dict:
+    """A model folder's model config, without diffusers' bookkeeping entries; a one-line ValueError if unreadable."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable config.json ({first_line(e)})") from None
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
 def start_from(path: Path, model, ema: dict, opt, what: str = "init_from") -> int:
     """`restore`, with a one-line ValueError (led by `what`) if the checkpoint is missing, unreadable or does not fit
-    the model."""
+    the model. A model folder gives the weights and the EMA its weights, and leaves the optimiser fresh (step 0)."""
+    if what == "init_from" and is_model_folder(path):
+        try:
+            return _restore_weights(Path(path) / MODEL_WEIGHTS, model, ema)
+        except _UNREADABLE as e:
+            raise ValueError(f"{what}: {path} has unreadable weights ({first_line(e)})") from None
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise ValueError(f"{what}: {path} does not fit this model ({first_line(e)})") from None
     try:
         checkpoint_meta(path)
     except ValueError as e:
@@ -183,6 +207,17 @@ def _restore_file(path: Path, model, ema: dict, opt) -> int:
             opt_state.setdefault(idx, {})[name] = split_like(f.get_tensor(f"opt.{idx}.{name}"), params[idx])
     opt.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
     return int(meta["step"])
+
+
+def _restore_weights(path: Path, model, ema: dict) -> int:
+    """A model folder's weights (diffusers' names: the model's own) into the model and the EMA; step 0."""
+    with safe_open(str(path), "pt") as f:
+        state = model.state_dict()
+        _check_names({f"model.{k}" for k in f.keys()} | {f"ema.{k}" for k in f.keys()}, state, ema)
+        model.load_state_dict({k: split_like(f.get_tensor(k), v) for k, v in state.items()})
+        for k in ema:
+            ema[k].copy_(split_like(f.get_tensor(k), ema[k]))
+    return 0
 
 
 # ---- the folder: torch.distributed.checkpoint, one shard per process ----

@@ -82,6 +82,10 @@ class TrainConfig:
     # Extra share of noise levels drawn from the top band U(0.9, 1) (`flow.sample_train_t`), where few-step pose
     # estimation starts and the raxels tell least, so the model must read the video.
     top_noise_share: float = 0.0
+    # Share of the samples whose raxels are pure noise, t = 1 exactly, where 2-step estimation starts. Even at t = 0.9
+    # the raxels give a camera centre away: it is one value over all of a frame's pixels, so averaging them beats
+    # the noise; only at t = 1 must the centre come from the video (README, "Why translations fail").
+    pure_noise_share: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -102,8 +106,9 @@ class TrainConfig:
         for name in ("lr", "warmup", "pose_loss_weight", "pose_centre_weight", "loader_workers"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.top_noise_share <= 1:
-            raise ValueError(f"top_noise_share must be in [0, 1], got {self.top_noise_share}")
+        for name in ("top_noise_share", "pure_noise_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if len(self.task_probs) != len(TASKS) or min(self.task_probs) < 0 or sum(self.task_probs) <= 0:

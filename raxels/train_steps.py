@@ -49,11 +49,15 @@ def draw_step(cfg: TrainConfig, step: int, latent_shapes) -> dict:
         seeds = torch.randint(0, 2**31 - 1, (B,), generator=g).tolist()
     tasks = torch.multinomial(torch.tensor(cfg.task_probs), B, replacement=True, generator=g).tolist()
     (cv, tv_, hv, wv), (cr, tr_, hr, wr) = latent_shapes
+    t_video = sample_train_t(B, g, top_share=cfg.top_noise_share)
+    t_raxel = sample_train_t(B, g, top_share=cfg.top_noise_share)
+    if cfg.pure_noise_share > 0:  # drawn only then: the other settings' draws stay those of the shipped runs
+        t_raxel = torch.where(torch.rand(B, generator=g) < cfg.pure_noise_share, 1.0, t_raxel)
     return {
         "seeds": seeds,
         "tasks": [TASKS[i] for i in tasks],
-        "t_video": sample_train_t(B, g, top_share=cfg.top_noise_share),
-        "t_raxel": sample_train_t(B, g, top_share=cfg.top_noise_share),
+        "t_video": t_video,
+        "t_raxel": t_raxel,
         "eps_video": torch.randn(B, cv, tv_, hv, wv, generator=g),
         "eps_raxel": torch.randn(B, cr, tr_, hr, wr, generator=g),
     }

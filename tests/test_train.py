@@ -239,6 +239,7 @@ def test_tiny_model_overfits_one_clip(tmp_path):
         (dict(pose_loss_weight=-1.0), "pose_loss_weight"),
         (dict(pose_loss_weight=0.5, pose_centre_weight=-1.0), "pose_centre_weight"),
         (dict(top_noise_share=1.5), "top_noise_share"),
+        (dict(pure_noise_share=-0.1), "pure_noise_share"),
         (dict(steps=0), "steps must be at least 1"),
         (dict(batch_size=0), "batch_size"),
         (dict(log_every=0), "log_every"),
@@ -292,6 +293,29 @@ def test_second_stage_starts_from_the_first_stages_weights(tmp_path):
     wider = dict(SMALL, dim=96, ffn_dim=192)
     with pytest.raises(ValueError, match="init_from: .* does not fit this model"):
         train(_cfg(tmp_path / "bad", init_from=str(first / CKPT_NAME), model_overrides=wider), progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_model_folder_starts_a_later_stage(tmp_path):
+    # The shipped checkpoint and `raxels export` give model folders (EMA weights, no optimiser): a run started from
+    # one at learning rate 0 keeps its weights and EMA exactly, and keeps the clip lengths it was trained on.
+    first = tmp_path / "first"
+    train(_cfg(first, steps=3, ckpt_every=100), progress=False)
+    train(_cfg(tmp_path / "next", steps=1, lr=0.0, seed=1, frames=8, init_from=str(first / "model"), ckpt_every=100),
+          progress=False)
+    exported = load_file(first / "model" / "diffusion_pytorch_model.safetensors")
+    ckpt = load_file(tmp_path / "next" / CKPT_NAME)
+    assert all(torch.equal(ckpt[f"model.{k}"], v) and torch.equal(ckpt[f"ema.{k}"], v) for k, v in exported.items())
+    assert not torch.equal(exported[next(iter(exported))], load_file(first / CKPT_NAME)[f"model.{next(iter(exported))}"])
+    pipeline = json.loads((tmp_path / "next" / "model" / "pipeline.json").read_text())
+    assert pipeline["train_frames"] == [4, 8]
+
+    with pytest.raises(ValueError, match="init_from: .* does not fit this model"):
+        train(_cfg(tmp_path / "bad", init_from=str(first / "model"), model_overrides=dict(SMALL, dim=96, ffn_dim=192)),
+              progress=False)
+    (first / "model" / "diffusion_pytorch_model.safetensors").write_bytes(b"cut short")
+    with pytest.raises(ValueError, match=r"^init_from: .* has unreadable weights \("):
+        train(_cfg(tmp_path / "bad", init_from=str(first / "model")), progress=False)
     assert not (tmp_path / "bad").exists()
 
 
