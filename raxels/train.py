@@ -33,10 +33,10 @@ from .tasks import read_pipeline_config, resolve_precision, write_pipeline_confi
 from .train_checkpoints import (
     checkpoint_meta,
     checkpoint_path,
-    latest_checkpoint,
-    read_ema,
     is_model_folder,
+    latest_checkpoint,
     model_folder_config,
+    read_ema,
     save_checkpoint,
     start_from,
 )

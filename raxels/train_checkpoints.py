@@ -119,7 +119,7 @@ def model_folder_config(path: Path) -> dict:
 def start_from(path: Path, model, ema: dict, opt, what: str = "init_from") -> int:
     """`restore`, with a one-line ValueError (led by `what`) if the checkpoint is missing, unreadable or does not fit
     the model. A model folder gives the weights and the EMA its weights, and leaves the optimiser fresh (step 0)."""
-    if what == "init_from" and is_model_folder(path):
+    if is_model_folder(path):
         try:
             return _restore_weights(Path(path) / MODEL_WEIGHTS, model, ema)
         except _UNREADABLE as e:

@@ -84,7 +84,7 @@ class TrainConfig:
     top_noise_share: float = 0.0
     # Share of the samples whose raxels are pure noise, t = 1 exactly, where 2-step estimation starts. Even at t = 0.9
     # the raxels give a camera centre away: it is one value over all of a frame's pixels, so averaging them beats
-    # the noise; only at t = 1 must the centre come from the video (README, "Why translations fail").
+    # the noise; only at t = 1 must the centre come from the video (README, "The third stage").
     pure_noise_share: float = 0.0
 
     @classmethod
