@@ -119,21 +119,19 @@ def model_folder_config(path: Path) -> dict:
 def start_from(path: Path, model, ema: dict, opt, what: str = "init_from") -> int:
     """`restore`, with a one-line ValueError (led by `what`) if the checkpoint is missing, unreadable or does not fit
     the model. A model folder gives the weights and the EMA its weights, and leaves the optimiser fresh (step 0)."""
-    if is_model_folder(path):
+    weights_only = is_model_folder(path)
+    if not weights_only:
         try:
+            checkpoint_meta(path)
+        except ValueError as e:
+            raise ValueError(f"{what}: {e}") from None
+    try:
+        if weights_only:
             return _restore_weights(Path(path) / MODEL_WEIGHTS, model, ema)
-        except _UNREADABLE as e:
-            raise ValueError(f"{what}: {path} has unreadable weights ({first_line(e)})") from None
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise ValueError(f"{what}: {path} does not fit this model ({first_line(e)})") from None
-    try:
-        checkpoint_meta(path)
-    except ValueError as e:
-        raise ValueError(f"{what}: {e}") from None
-    try:
         return restore(path, model, ema, opt)
     except _UNREADABLE as e:
-        raise ValueError(f"{what}: {path} is not a readable checkpoint ({first_line(e)})") from None
+        unreadable = "has unreadable weights" if weights_only else "is not a readable checkpoint"
+        raise ValueError(f"{what}: {path} {unreadable} ({first_line(e)})") from None
     except (RuntimeError, KeyError, ValueError) as e:
         raise ValueError(f"{what}: {path} does not fit this model ({first_line(e)})") from None
 
@@ -198,9 +196,7 @@ def _restore_file(path: Path, model, ema: dict, opt) -> int:
         names = set(f.keys())
         state = model.state_dict()
         _check_names(names, state, ema)
-        model.load_state_dict({k: split_like(f.get_tensor(f"model.{k}"), v) for k, v in state.items()})
-        for k in ema:
-            ema[k].copy_(split_like(f.get_tensor(f"ema.{k}"), ema[k]))
+        _load_whole(f, model, state, ema, prefixes=("model.", "ema."))
         params = [p for group in opt.param_groups for p in group["params"]]
         opt_state: dict = {}
         for idx, name in sorted((int(i), n) for _, i, n in (k.split(".", 2) for k in names if k.startswith("opt."))):
@@ -214,10 +210,16 @@ def _restore_weights(path: Path, model, ema: dict) -> int:
     with safe_open(str(path), "pt") as f:
         state = model.state_dict()
         _check_names({f"model.{k}" for k in f.keys()} | {f"ema.{k}" for k in f.keys()}, state, ema)
-        model.load_state_dict({k: split_like(f.get_tensor(k), v) for k, v in state.items()})
-        for k in ema:
-            ema[k].copy_(split_like(f.get_tensor(k), ema[k]))
+        _load_whole(f, model, state, ema, prefixes=("", ""))
     return 0
+
+
+def _load_whole(f, model, state: dict, ema: dict, prefixes: tuple[str, str]) -> None:
+    """Whole tensors from an open safetensors file, named (model prefix + name, EMA prefix + name), into the model
+    and the EMA; a sharded process keeps its part."""
+    model.load_state_dict({k: split_like(f.get_tensor(prefixes[0] + k), v) for k, v in state.items()})
+    for k in ema:
+        ema[k].copy_(split_like(f.get_tensor(prefixes[1] + k), ema[k]))
 
 
 # ---- the folder: torch.distributed.checkpoint, one shard per process ----

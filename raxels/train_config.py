@@ -170,42 +170,41 @@ _FIRST_STAGE = dict(
     out="runs/checkpoint",
 )
 
+# The second stage (about 15 minutes), from the first one's final state: mostly pose estimation, 8-frame clips,
+# half the noise levels redrawn near t = 1 (where 2-step estimation starts and only the video tells the pose)
+# and the centres weighted 4x in the pose loss. It sharpens rotations and leaves translation and generation as
+# they were (README, "The second stage").
+_SECOND_STAGE = dict(
+    _FIRST_STAGE,
+    init_from="runs/checkpoint/checkpoint.safetensors",
+    steps=2000,
+    frames=8,
+    frames_choices=(),
+    lr=1e-4,
+    warmup=20,
+    task_probs=(0.7, 0.2, 0.05, 0.05),
+    pose_centre_weight=4.0,
+    top_noise_share=0.5,
+    seed=2,  # new clips and noise: seed 0 would replay the first stage's
+    out="runs/checkpoint_finetune",
+)
+
 PRESETS = {
     "checkpoint": _FIRST_STAGE,
-    # The second stage (about 15 minutes), from the first one's final state: mostly pose estimation, 8-frame clips,
-    # half the noise levels redrawn near t = 1 (where 2-step estimation starts and only the video tells the pose)
-    # and the centres weighted 4x in the pose loss. It sharpens rotations and leaves translation and generation as
-    # they were (README, "The second stage").
-    "checkpoint-finetune": dict(
-        _FIRST_STAGE,
-        init_from="runs/checkpoint/checkpoint.safetensors",
-        steps=2000,
-        frames=8,
-        frames_choices=(),
-        lr=1e-4,
-        warmup=20,
-        task_probs=(0.7, 0.2, 0.05, 0.05),
-        pose_centre_weight=4.0,
-        top_noise_share=0.5,
-        seed=2,  # new clips and noise: seed 0 would replay the first stage's
-        out="runs/checkpoint_finetune",
-    ),
+    "checkpoint-finetune": _SECOND_STAGE,
     # The third stage (57 minutes on a later machine about half as fast, with checks beside it: about 18 where the
-    # first two took 115), from the second one's exported model: 70% of the raxel noise levels exactly 1, where the
-    # raxels tell nothing and the camera centres must come from the video, the centres weighted 8x. Here the model
-    # learns translation (held-out AUC@30 0.136 -> 0.550); with U(0.9, 1) it had not, as the raxels averaged over a
-    # frame give its centre away (README, "The third stage").
+    # first two took 115), from the second one's exported model, with the second one's clips and task mix: 70% of
+    # the raxel noise levels exactly 1, where the raxels tell nothing and the camera centres must come from the
+    # video, the centres weighted 8x. Here the model learns translation (held-out AUC@30 0.136 -> 0.550); with
+    # U(0.9, 1) it had not, as the raxels averaged over a frame give its centre away (README, "The third stage").
     "checkpoint-pure-noise": dict(
-        _FIRST_STAGE,
+        _SECOND_STAGE,
         init_from="runs/checkpoint_finetune/model",
         steps=2500,
-        frames=8,
-        frames_choices=(),
         lr=2e-4,
-        warmup=20,
         ckpt_every=250,
-        task_probs=(0.7, 0.2, 0.05, 0.05),
         pose_centre_weight=8.0,
+        top_noise_share=0.0,
         pure_noise_share=0.7,
         seed=3,
         out="runs/checkpoint_pure_noise",
