@@ -24,7 +24,7 @@ test: $(STAMP)
 
 # Retrains the shipped tiny model in two stages and replaces raxels/checkpoints/tiny: the weights of the second,
 # both stages' configs and logs. On the 2-core CPU where the first stage was measured: about 100 + 15 minutes (the
-# second measured at 32 on a later machine about half as fast, where the two take about 4 hours).
+# second measured at 32 minutes on a later machine about half as fast, where the two take about 4 hours).
 checkpoint: $(STAMP)
 	rm -rf runs/checkpoint runs/checkpoint_pure_noise
 	$(BIN)/raxels train --config tiny --data synthrooms --preset checkpoint

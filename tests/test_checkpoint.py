@@ -19,7 +19,7 @@ def test_checkpoint_files():
     assert sum(f.stat().st_size for f in DEFAULT_MODEL.iterdir()) <= 50e6
     log = [json.loads(line) for line in (DEFAULT_MODEL / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < log[0]["loss"] / 2
-    # The second stage counts its own steps from the first one's end.
+    # The second stage counts its own steps, from 0: it starts from a model folder, which holds no step count.
     later = [json.loads(line) for line in (DEFAULT_MODEL / "pure_noise_log.jsonl").read_text().splitlines()]
     steps = json.loads((DEFAULT_MODEL / "pure_noise_config.json").read_text())["steps"]
     assert later[0]["step"] < later[-1]["step"] == steps
