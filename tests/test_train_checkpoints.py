@@ -106,6 +106,29 @@ def test_ddp_processes_write_one_checkpoint_folder_and_resume_from_it(tmp_path):
     _assert_same_losses(tmp_path / "one", tmp_path / "two", steps=4, tol=1e-4)
 
 
+def test_a_model_folder_starts_two_fsdp_processes(tmp_path):
+    """`make checkpoint`'s second stage starts from a model folder (`init_from`); under FSDP each process keeps its
+    part of the folder's whole tensors. At learning rate 0 the weights gathered back are the folder's bit for bit,
+    each process held about half of them, and the first loss is one process's from the same folder."""
+    train(_cfg(tmp_path / "first", steps=2, ckpt_every=100), progress=False)
+    folder = tmp_path / "first" / "model"
+    kw = dict(steps=1, batch_size=4, lr=0.0, seed=1, ckpt_every=1, init_from=str(folder))
+    one, two = _cfg(tmp_path / "one", **kw), _cfg(tmp_path / "two", fsdp=True, **kw)
+    subprocess.run(WORKER + [json.dumps(asdict(one))], check=True, env=_env(), cwd=ROOT)
+    _torchrun(two)
+    weights = load_file(folder / MODEL_FILE)
+    gathered = load_file(tmp_path / "two" / FILE_NAME)
+    assert {k[6:] for k in gathered if k.startswith("model.")} == weights.keys()
+    assert all(torch.equal(gathered[f"model.{k}"], v) for k, v in weights.items())
+    held = [json.loads((tmp_path / "two" / f"held.{r}.json").read_text())["params"] for r in (0, 1)]
+    assert min(held) > 0.4 * sum(held) and sum(held) == sum(v.numel() for v in weights.values()), held
+    _assert_same_losses(tmp_path / "one", tmp_path / "two", steps=1, tol=1e-4)
+    # A fresh start scores differently: the folder's weights are what the processes trained from.
+    fresh = _cfg(tmp_path / "fresh", **{**kw, "init_from": ""})
+    subprocess.run(WORKER + [json.dumps(asdict(fresh))], check=True, env=_env(), cwd=ROOT)
+    assert abs(_losses(tmp_path / "fresh")[1] - _losses(tmp_path / "one")[1]) > 1e-3
+
+
 def test_unusable_checkpoints_fail_in_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
