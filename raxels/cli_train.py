@@ -23,7 +23,8 @@ def train(
     preset: str = typer.Option("", help="Named settings, e.g. 'checkpoint' (the shipped model)."),
     steps: int = typer.Option(None, help="Optimisation steps."),
     batch_size: int = typer.Option(None, help="Global batch size."),
-    frames: int = typer.Option(None, help="Frames per clip."),
+    frames: int = typer.Option(None, help="Frames per clip (replaces a preset's --frames-choices)."),
+    frames_choices: str = typer.Option(None, help="Clip lengths, one drawn per step, e.g. 4,8,16."),
     height: int = typer.Option(None, help="Frame height."),
     width: int = typer.Option(None, help="Frame width."),
     lr: float = typer.Option(None, help="Peak learning rate."),
@@ -39,6 +40,9 @@ def train(
     pose_loss_weight: float = typer.Option(None, help="Weight of the auxiliary pose loss (0: none)."),
     pose_centre_weight: float = typer.Option(None, help="Weight of the camera centres within that loss (1: equal)."),
     pure_noise_share: float = typer.Option(None, help="Share of samples whose raxels are pure noise (t = 1)."),
+    task_probs: str = typer.Option(
+        None, help="Weights of the tasks estimate, generate, joint and unconditional, e.g. 0.7,0.2,0.05,0.05."
+    ),
     init_from: Path = typer.Option(
         None, help="Start from another run's checkpoint, file or folder (a second stage), or from a model folder."
     ),
@@ -87,11 +91,26 @@ def train(
     for k, v in opts.items():
         if v is not None:
             values[k] = str(v) if isinstance(v, Path) else v
+    if frames is not None and frames_choices is not None:
+        raise InputError("give --frames or --frames-choices, not both")
+    if frames is not None:
+        values["frames_choices"] = ()  # `--preset checkpoint --frames 8` means 8 frames, not the preset's mix
+    if frames_choices is not None:
+        values["frames_choices"] = _numbers("frames-choices", frames_choices, int)
+    if task_probs is not None:
+        values["task_probs"] = _numbers("task-probs", task_probs, float)
     try:
         cfg = TrainConfig.from_dict(values)
         run_train(cfg, resume=resume)
     except ValueError as e:
         raise InputError(str(e)) from None
+
+
+def _numbers(option: str, text: str, kind: type) -> tuple:
+    try:
+        return tuple(kind(x) for x in text.split(","))
+    except ValueError:
+        raise InputError(f"--{option}: expected numbers separated by commas, got {text!r}") from None
 
 
 def export(

@@ -178,6 +178,9 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "init_model_folder_misfit",
         "init_folder_not_a_checkpoint",
         "pure_noise_share",
+        "task_probs_three",
+        "frames_choices_not_numbers",
+        "frames_and_frames_choices",
         "corrupt_resume",
         "export_corrupt",
         "export_not_a_checkpoint",
@@ -248,6 +251,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
             "train", "--steps", 1, "--init-from", bad / "a_folder.mp4", "--out", tmp_path / "o"
         ],
         "pure_noise_share": ["train", "--steps", 1, "--pure-noise-share", 2, "--out", tmp_path / "o"],
+        "task_probs_three": ["train", "--steps", 1, "--task-probs", "0.5,0.3,0.2", "--out", tmp_path / "o"],
+        "frames_choices_not_numbers": ["train", "--steps", 1, "--frames-choices", "4,eight", "--out", tmp_path / "o"],
+        "frames_and_frames_choices": [
+            "train", "--steps", 1, "--frames", 4, "--frames-choices", "4,8", "--out", tmp_path / "o"
+        ],
         "corrupt_resume": ["train", "--steps", 1, "--resume", "--out", bad / "run"],
         "export_corrupt": ["export", bad / "run" / "checkpoint.safetensors", "--out", tmp_path / "o"],
         "export_not_a_checkpoint": ["export", bad / "model", "--out", tmp_path / "o"],
@@ -280,6 +288,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     assert not [p for p in bad.iterdir() if p.name.startswith(".")] and not (tmp_path / "o.avi").exists()
     assert (bad / "a_file").read_text() == "keep me" and not list((bad / "a_folder.mp4").iterdir())
     assert [p.name for p in (bad / "run").iterdir()] == ["checkpoint.safetensors"]  # a failed resume adds nothing
+
+
+def test_train_takes_the_task_mix_and_clip_lengths(tmp_path, capsys):
+    """The second-stage variants of the README as options; `--frames` replaces a preset's mix of clip lengths (it was
+    silently overridden by it)."""
+    small = ["--config", "tiny", "--steps", 1, "--height", 32, "--width", 32, "--batch-size", 2]
+    code, out, err = run(["train", *small, "--frames-choices", "2,3", "--task-probs", "1,0,0,0.5",
+                          "--out", tmp_path / "mix"], capsys)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "mix" / "train_config.json").read_text())
+    assert saved["frames_choices"] == [2, 3] and saved["task_probs"] == [1.0, 0.0, 0.0, 0.5]
+    code, out, err = run(["train", "--preset", "checkpoint", *small, "--frames", 3, "--out", tmp_path / "one"], capsys)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "one" / "train_config.json").read_text())
+    assert saved["frames"] == 3 and saved["frames_choices"] == [] and saved["steps"] == 1
 
 
 def test_export_a_running_trainings_checkpoint_then_estimate(clip_files, tmp_path, capsys):
