@@ -36,7 +36,7 @@ def main() -> None:
     cfg = TrainConfig(frames=args.frames, height=args.size, width=args.size, batch_size=args.batch)
     torch.manual_seed(0)
     model, codec = build(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # as `raxels.train` makes it
     s = codec.spatial_factor
     shape = (args.batch, codec.latent_channels(3), args.frames, args.size // s, args.size // s)
     v0, r0, ev, er = (torch.randn(shape) for _ in range(4))

