@@ -151,7 +151,8 @@ class TrainConfig:
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
-# here against 0.82 in fp32): about 100 minutes on a 2-core CPU. Pose estimation weighted up and the auxiliary pose
+# here against 0.82 in fp32): 100 minutes on a 2-core CPU, about 88 with the fp32 attention of training, which
+# came later (README, "Results"). Pose estimation weighted up and the auxiliary pose
 # loss on: without it the model had not learnt to read the video (README, "Probing the coupling"). The same preset
 # with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32} was trained once and
 # not shipped: no sideways translation either (README, "Why translations fail").
@@ -193,17 +194,16 @@ _SECOND_STAGE = dict(
 PRESETS = {
     "checkpoint": _FIRST_STAGE,
     "checkpoint-finetune": _SECOND_STAGE,
-    # The second stage of the shipped model (32 minutes on a later machine about half as fast: about 15 where the
-    # first stage took 100), from the first one's exported model: 8-frame clips, mostly pose estimation, 70% of the
-    # raxel noise levels exactly 1, where the raxels tell nothing and the camera centres must come from the video,
-    # the centres weighted 8x. Here the model learns translation (held-out AUC@30 0.126 -> 0.499); with U(0.9, 1)
-    # (checkpoint-finetune) it had not, as the raxels averaged over a frame give its centre away (README, "The
-    # second stage"). The same settings for 2500 steps after checkpoint-finetune, a third stage over 2 hours in
-    # all, reached 0.550 (README).
+    # The second stage of the shipped model, from the first one's exported model: 8-frame clips, mostly pose
+    # estimation, 70% of the raxel noise levels exactly 1, where the raxels tell nothing and the camera centres must
+    # come from the video, the centres weighted 8x. Here the model learns translation (held-out AUC@30 0.126 ->
+    # 0.586); with U(0.9, 1) (checkpoint-finetune) it had not, as the raxels averaged over a frame give its centre
+    # away (README, "The second stage"). 4000 steps: 59 minutes here, about 22 at the first stage's speed with the
+    # fp32 attention of training (`model.dit.attention`); 2000 steps (shipped before) reached 0.499.
     "checkpoint-pure-noise": dict(
         _SECOND_STAGE,
         init_from="runs/checkpoint/model",
-        steps=2000,
+        steps=4000,
         lr=2e-4,
         ckpt_every=250,
         pose_centre_weight=8.0,
