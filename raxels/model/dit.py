@@ -30,7 +30,7 @@ Rope = Tensor  # complex rotations from `rope_freqs`
 def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """SDPA over [B, heads, N, head_dim]. Training on a CPU under bf16 autocast attends in fp32: there the bf16
     flash-attention backward was the slowest op of a step, 2-4x the fp32 forward and backward at 64 and 128 tokens
-    per stream and even at 256 (bench/attention_backward.py); steps of the shipped presets took 12% (first stage)
+    per stream, within about 20% either way at 256 (bench/attention_backward.py); steps of the shipped presets took 12% (first stage)
     and 23% (second) less time. Inference keeps the bf16 forward, 2-3x faster than fp32's."""
     if q.device.type == "cpu" and q.dtype == torch.bfloat16 and torch.is_grad_enabled():
         with torch.autocast("cpu", enabled=False):  # autocast would cast the fp32 inputs back to bf16
