@@ -2,7 +2,7 @@
 evaluated on held-out clips with each clip's own video and with another clip's (a control that a model which
 ignores the video scores equally on). Prints one JSON line per evaluation.
 
-Variants (the README's "Probing the coupling" table and paragraph):
+Variants (docs/experiments.md's "Probing the coupling" table and paragraph):
   raw     the tiny config as shipped (raxel latents as the codec gives them)
   white   raxel latents whitened per frame index (mean trajectory subtracted, divided by the across-clip spread)
   donly   rotation-only targets: raxels of the cameras with their centres set to 0 (d instead of o + d)

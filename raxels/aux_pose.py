@@ -3,9 +3,9 @@
 Why: in raxel (o + d) space the loss is mostly translation. Across SynthRooms clips a camera centre coordinate
 varies with a spread of about 0.24 (canonical scale), a rotation-matrix entry with about 0.05, so the raxel loss
 gives rotation about 1/25 of its weight, and the tiny model learnt to emit a prior trajectory rather than read the
-rotation from the video (README, "Probing the coupling"). Here each frame's pose is regressed from the raxel
-stream's pooled features with both parts whitened to unit spread, weighted by how little the raxels themselves
-tell (their noise level) and how much of the video is given clean: it asks the stream to read the video.
+rotation from the video (docs/experiments.md, "Probing the coupling"). Here each frame's pose is regressed from
+the raxel stream's pooled features with both parts whitened to unit spread, weighted by how little the raxels
+themselves tell (their noise level) and how much of the video is given clean: it asks the stream to read the video.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class TrainConfig:
     top_noise_share: float = 0.0
     # Share of the samples whose raxels are pure noise, t = 1 exactly, where 2-step estimation starts. Even at t = 0.9
     # the raxels give a camera centre away: it is one value over all of a frame's pixels, so averaging them beats
-    # the noise; only at t = 1 must the centre come from the video (README, "The second stage").
+    # the noise; only at t = 1 must the centre come from the video (docs/experiments.md, "The second stage").
     pure_noise_share: float = 0.0
 
     @classmethod
@@ -152,10 +152,10 @@ class TrainConfig:
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
 # here against 0.82 in fp32): 100 minutes on a 2-core CPU, about 88 with the fp32 attention of training, which
-# came later (README, "Results"). Pose estimation weighted up and the auxiliary pose
-# loss on: without it the model had not learnt to read the video (README, "Probing the coupling"). The same preset
+# came later (README, "Results"). Pose estimation weighted up and the auxiliary pose loss on: without it the model
+# had not learnt to read the video (docs/experiments.md, "Probing the coupling"). The same preset
 # with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32} was trained once and
-# not shipped: no sideways translation either (README, "Why translations fail").
+# not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
 _FIRST_STAGE = dict(
     steps=11000,
     batch_size=8,
@@ -174,8 +174,8 @@ _FIRST_STAGE = dict(
 # The second stage of the model shipped before the current one (about 15 minutes), from the first one's final
 # state: mostly pose estimation, 8-frame clips, half the noise levels redrawn near t = 1 (where 2-step estimation
 # starts and only the video tells the pose) and the centres weighted 4x in the pose loss. It sharpened rotations
-# and left translation and generation as they were (README, "The pose-heavy stage"); the shipped second stage
-# (checkpoint-pure-noise) starts from these settings.
+# and left translation and generation as they were (docs/experiments.md, "The pose-heavy stage"); the shipped
+# second stage (checkpoint-pure-noise) starts from these settings.
 _SECOND_STAGE = dict(
     _FIRST_STAGE,
     init_from="runs/checkpoint/checkpoint.safetensors",
@@ -198,8 +198,8 @@ PRESETS = {
     # estimation, 70% of the raxel noise levels exactly 1, where the raxels tell nothing and the camera centres must
     # come from the video, the centres weighted 8x. Here the model learns translation (held-out AUC@30 0.126 ->
     # 0.586); with U(0.9, 1) (checkpoint-finetune) it had not, as the raxels averaged over a frame give its centre
-    # away (README, "The second stage"). 4000 steps: 59 minutes here, about 22 at the first stage's speed with the
-    # fp32 attention of training (`model.dit.attention`); 2000 steps (shipped before) reached 0.499.
+    # away (docs/experiments.md, "The second stage"). 4000 steps: 59 minutes here, about 22 at the first stage's
+    # speed with the fp32 attention of training (`model.dit.attention`); 2000 steps (shipped before) reached 0.499.
     "checkpoint-pure-noise": dict(
         _SECOND_STAGE,
         init_from="runs/checkpoint/model",

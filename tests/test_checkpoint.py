@@ -40,7 +40,7 @@ def test_make_checkpoint_presets_are_what_trained_the_shipped_model():
         for key in ("out", "init_from"):
             shipped.pop(key), preset_cfg.pop(key)
         assert shipped == preset_cfg, preset
-    # The earlier models' second stage (README, "The pose-heavy stage") stays a valid preset.
+    # The earlier models' second stage (docs/experiments.md, "The pose-heavy stage") stays a valid preset.
     TrainConfig.from_dict(PRESETS["checkpoint-finetune"]).check()
 
 
@@ -61,6 +61,6 @@ def test_checkpoint_generates_along_true_trajectories():
     pipe = Pipeline.from_pretrained(DEFAULT_MODEL)
     m = evaluate_synthrooms(pipe, clips=4, frames=8, generate_clips=4, generate_steps=10, seed=4)
     assert m["PSNR"] > 14.0, m
-    # The controls are reported next to it (values, not a verdict: see the README's stream-coupling figures).
+    # The controls are reported next to it (values, not a verdict: see docs/experiments.md's stream-coupling figures).
     assert 5.0 < m["trajectory_swapped_PSNR"] < 60.0 and 5.0 < m["first_frame_held_PSNR"] < 60.0, m
     assert 0.0 <= m["video_swapped_RRA@15"] <= 1.0, m

@@ -291,8 +291,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
 
 
 def test_train_takes_the_task_mix_and_clip_lengths(tmp_path, capsys):
-    """The second-stage variants of the README as options; `--frames` replaces a preset's mix of clip lengths (it was
-    silently overridden by it)."""
+    """The second-stage variants of docs/experiments.md as options; `--frames` replaces a preset's mix of clip
+    lengths (it was silently overridden by it)."""
     small = ["--config", "tiny", "--steps", 1, "--height", 32, "--width", 32, "--batch-size", 2]
     code, out, err = run(["train", *small, "--frames-choices", "2,3", "--task-probs", "1,0,0,0.5",
                           "--out", tmp_path / "mix"], capsys)

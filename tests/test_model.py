@@ -98,7 +98,8 @@ def test_pose_head_reads_both_streams_and_survives_save_load(tmp_path):
 
 
 def test_pose_head_without_norm_sees_the_scale_of_the_pooled_state(tmp_path):
-    # Why the option exists: behind a LayerNorm the pose loss is blind to the pooled state's scale (README).
+    # Why the option exists: behind a LayerNorm the pose loss is blind to the pooled state's scale
+    # (docs/experiments.md, "Why translations fail").
     normed, plain = _small(pose_head=True), _small(pose_head=True, pose_head_norm=False)
     assert plain.state_dict().keys() == normed.state_dict().keys()
     pooled = torch.randn(3, 32)

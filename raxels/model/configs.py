@@ -24,7 +24,8 @@ class ModelConfig:
     freq_dim: int = 256
     camera_encoding: str = "raxel"
     pose_head: bool = False  # the training-only auxiliary pose readout (TrainConfig.pose_loss_weight)
-    pose_head_norm: bool = True  # a LayerNorm at that readout's input (False: README, "Why translations fail")
+    # a LayerNorm at that readout's input (False: docs/experiments.md, "Why translations fail")
+    pose_head_norm: bool = True
     video_stem: int = 0  # channels of a 3x3x3 conv + GELU before the video patch embedding (0: Wan's plain one)
     motion_stem: int = 0  # channels of `MotionStem`: each frame compared with the first, into both streams (0: none)
     # The video stream's absolute sin-cos positions and velocity skip; both off when it starts from Wan's weights

@@ -274,8 +274,8 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         # tokens can be built from pixel-level comparisons of neighbouring frames, which Wan VAE latents (a deep
         # causal 3D conv encoder) carry and the tiny model's pixel codec (space-to-depth) does not.
         # motion_stem > 0: the same idea against the first frame, into both streams (`MotionStem`). Both are probe
-        # options the shipped model does not use (README, "Why translations fail"). The module is not called
-        # `motion_stem`: diffusers' register_to_config would overwrite it with the int.
+        # options the shipped model does not use (docs/experiments.md, "Why translations fail"). The module is not
+        # called `motion_stem`: diffusers' register_to_config would overwrite it with the int.
         self.video_io = StreamIO(in_channels, dim, patch_size, freq_dim, stem=video_stem)
         self.raxel_io = StreamIO(raxel_in_channels, ray_dim, patch_size, freq_dim)
         self.motion_encoder = MotionStem(in_channels, motion_stem, dim, ray_dim, patch_size) if motion_stem else None
@@ -285,8 +285,9 @@ class RaxelsDiT(ModelMixin, ConfigMixin):
         # Training aid only (`aux_pose`): each raxel frame's pooled last hidden state -> its pose (9 numbers per
         # frame of the token grid's temporal patch). Inference reads cameras from the raxels and never calls it.
         # pose_head_norm=False: no LayerNorm in front. With one, the pose loss cannot see the pooled state's scale,
-        # and in the centres-only probe training inflated it until the clips' differences were lost in it (README,
-        # "Why translations fail"). The norm has no parameters, so both variants share the state-dict keys.
+        # and in the centres-only probe training inflated it until the clips' differences were lost in it
+        # (docs/experiments.md, "Why translations fail"). The norm has no parameters, so both variants share the
+        # state-dict keys.
         norm = FP32LayerNorm(ray_dim, 1e-6, elementwise_affine=False) if pose_head_norm else nn.Identity()
         self.pose_readout = nn.Sequential(norm, nn.Linear(ray_dim, 9 * patch_size[0])) if pose_head else None
         self.gradient_checkpointing = False
