@@ -151,11 +151,11 @@ class TrainConfig:
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
-# here against 0.82 in fp32): 100 minutes on a 2-core CPU, about 88 with the fp32 attention of training, which
-# came later (README, "Results"). Pose estimation weighted up and the auxiliary pose loss on: without it the model
-# had not learnt to read the video (docs/experiments.md, "Probing the coupling"). The same preset
-# with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32} was trained once and
-# not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
+# here against 0.82 in fp32): 100 minutes on a 2-core CPU, about 88 with the fp32 attention of training and about 79
+# with the modulation broadcast per frame, which came later (README, "Results"). Pose estimation weighted up and the
+# auxiliary pose loss on: without it the model had not learnt to read the video (docs/experiments.md, "Probing the
+# coupling"). The same preset with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem":
+# 32} was trained once and not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
 _FIRST_STAGE = dict(
     steps=11000,
     batch_size=8,
@@ -199,7 +199,8 @@ PRESETS = {
     # come from the video, the centres weighted 8x. Here the model learns translation (held-out AUC@30 0.126 ->
     # 0.586); with U(0.9, 1) (checkpoint-finetune) it had not, as the raxels averaged over a frame give its centre
     # away (docs/experiments.md, "The second stage"). 4000 steps: 59 minutes here, about 22 at the first stage's
-    # speed with the fp32 attention of training (`model.dit.attention`); 2000 steps (shipped before) reached 0.499.
+    # speed with the fp32 attention of training (`model.dit.attention`), about 20 with the modulation broadcast per
+    # frame (`model.dit.modulate`); 2000 steps (shipped before) reached 0.499.
     "checkpoint-pure-noise": dict(
         _SECOND_STAGE,
         init_from="runs/checkpoint/model",

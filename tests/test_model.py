@@ -42,10 +42,13 @@ def test_per_token_timesteps_change_only_what_they_should():
     tv2[0, 2] = 0.0  # one frame becomes clean
     alt = m(v, r, tv2, tv)
     assert not torch.allclose(base[0], alt[0])
-    # Per-token form equals per-frame form.
+    # Per-token form equals per-frame form, bit for bit: per frame, the modulation is computed once for each frame's
+    # tokens and broadcast over them (`dit.modulate`); per token, once for every token.
     tok = tv2[:, :, None].expand(1, 4, 16).reshape(1, -1)
     same = m(v, r, tok, tv)
-    assert torch.allclose(same[0], alt[0], atol=1e-6)
+    assert torch.equal(same[0], alt[0]) and torch.equal(same[1], alt[1])
+    per_sample = m(v, r, torch.full((1,), 0.5), torch.full((1,), 0.5))
+    assert torch.equal(per_sample[0], base[0]) and torch.equal(per_sample[1], base[1])
     with pytest.raises(ValueError, match="timesteps"):
         m(v, r, torch.rand(1, 3), tv)
 
