@@ -198,14 +198,14 @@ class StreamIO(nn.Module):
     def time_embedding(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """t [B, G] in [0, 1], one per group of tokens (`_token_groups`) -> (temb [B, G, dim], modulation
         [B, G, 6, dim]). Wan's scale: 1000 t."""
-        B, N = t.shape
+        B, G = t.shape
         # Tokens share a handful of noise levels (one per sample or frame): embed each level once. On every token
         # the three linear layers cost about a tenth of the tiny model's forward.
         levels, index = torch.unique(t.flatten(), return_inverse=True)
         f = self.timesteps_proj(levels * 1000.0).to(self.time_embedder.linear_1.weight.dtype)
         temb = self.time_embedder(f)
         mod = self.time_proj(F.silu(temb))
-        return temb[index].reshape(B, N, -1), mod[index].reshape(B, N, 6, -1)
+        return temb[index].reshape(B, G, -1), mod[index].reshape(B, G, 6, -1)
 
     def skip_weight(self, t: Tensor, temb: Tensor, grid: tuple[int, int, int]) -> Tensor:
         """Weight of the velocity on its noisy input: c(t) (see `_skip`) plus the learned correction, per token
