@@ -197,14 +197,13 @@ PRESETS = {
     # The second stage of the shipped model, from the first one's exported model: 8-frame clips, mostly pose
     # estimation, 70% of the raxel noise levels exactly 1, where the raxels tell nothing and the camera centres must
     # come from the video, the centres weighted 8x. Here the model learns translation (held-out AUC@30 0.126 ->
-    # 0.586); with U(0.9, 1) (checkpoint-finetune) it had not, as the raxels averaged over a frame give its centre
-    # away (docs/experiments.md, "The second stage"). 4000 steps: 59 minutes here, about 22 at the first stage's
-    # speed with the fp32 attention of training (`model.dit.attention`), about 20 with the modulation broadcast per
-    # frame (`model.dit.modulate`); 2000 steps (shipped before) reached 0.499.
+    # 0.620); with U(0.9, 1) (checkpoint-finetune) it had not, as the raxels averaged over a frame give its centre
+    # away (docs/experiments.md, "The second stage"). 6000 steps: 87 minutes here, about 36 at the first stage's
+    # speed (README, "Time"); 2000 and 4000 steps (shipped before) reached 0.499 and 0.586.
     "checkpoint-pure-noise": dict(
         _SECOND_STAGE,
         init_from="runs/checkpoint/model",
-        steps=4000,
+        steps=6000,
         lr=2e-4,
         ckpt_every=250,
         pose_centre_weight=8.0,
