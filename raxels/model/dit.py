@@ -210,9 +210,8 @@ class StreamIO(nn.Module):
     def skip_weight(self, t: Tensor, temb: Tensor, grid: tuple[int, int, int]) -> Tensor:
         """Weight of the velocity on its noisy input: c(t) (see `_skip`) plus the learned correction, per token
         and channel [B, N, C], expanded once to latent layout [B, C, T*pt, H*ph, W*pw]. t [B, G] and temb
-        [B, G, dim] per group of tokens."""
-        t, temb = _per_token(t, grid), _per_token(temb, grid)
-        w = _skip(t)[..., None] + self.skip_gain(temb)
+        [B, G, dim] per group of tokens: the weight is computed once per group, then repeated for its tokens."""
+        w = _per_token(_skip(t)[..., None] + self.skip_gain(temb), grid)
         B = w.shape[0]
         (T, H, W), (pt, ph, pw) = grid, self.patch_size
         w = w.reshape(B, T, 1, H, 1, W, 1, -1).expand(B, T, pt, H, ph, W, pw, -1)
