@@ -151,8 +151,8 @@ class TrainConfig:
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
-# here against 0.82 in fp32): 100 minutes on a 2-core CPU, about 88 with the fp32 attention of training and about 79
-# with the modulation broadcast per frame, which came later (README, "Results"). Pose estimation weighted up and the
+# here against 0.82 in fp32): 100 minutes on a 2-core CPU; with the fp32 attention of training and the modulation
+# broadcast per frame, which came later, 69-75 by estimate (README, "Time"). Pose estimation weighted up and the
 # auxiliary pose loss on: without it the model had not learnt to read the video (docs/experiments.md, "Probing the
 # coupling"). The same preset with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem":
 # 32} was trained once and not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
