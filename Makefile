@@ -23,8 +23,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 # Retrains the shipped tiny model in two stages and replaces raxels/checkpoints/tiny: the weights of the second,
-# both stages' configs and logs. On the 2-core CPU where the first stage was measured: about 100 + 15 minutes (the
-# second measured at 32 minutes on a later machine about half as fast, where the two take about 4 hours).
+# both stages' configs and logs. Compiled (the presets' compile=True): about 126 minutes (90 + 36, the first stage
+# projected from 3400 steps) on a 2-core CPU 1.27x slower than the one the first stage was trained on, where it
+# would take about 90-100 (README, "Time").
 checkpoint: $(STAMP)
 	rm -rf runs/checkpoint runs/checkpoint_pure_noise
 	$(BIN)/raxels train --config tiny --data synthrooms --preset checkpoint

@@ -211,6 +211,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if not sharded:  # accelerate would wrap the sharded model in DDP as well
         model, opt = accelerator.prepare(model, opt)
     raw = accelerator.unwrap_model(model)
+    if cfg.compile and sharded:
+        print("raxels: --compile is not used with FSDP's shards: training uncompiled", file=sys.stderr, flush=True)
+    elif cfg.compile:
+        # Static shapes: a graph per clip length (a few), each faster than one graph with symbolic sizes. The EMA,
+        # checkpoints and export read `raw`, whose names the compiled wrapper would prefix.
+        model = torch.compile(model, dynamic=False)
     device = accelerator.device
     codec.to(device)
     ema = {k: v.to(device) for k, v in ema.items()}  # updated from the weights on their device every step

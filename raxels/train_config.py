@@ -3,7 +3,11 @@ presets that train the shipped model (`make checkpoint`)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field, fields, replace
+
+import torch
 
 from .codec import WAN_FRAME_MULTIPLE, check_codec, wan_vae_factors
 from .data.batches import CAMERA_CHANNELS, camera_image_size
@@ -12,6 +16,14 @@ from .flow import TASKS
 from .io.atomic import check_output
 from .model import model_config
 from .model.wan_init import check_wan_config
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler inductor would build CPU kernels with ($CXX, else g++ or clang++), None if there is none."""
+    for name in (os.environ.get("CXX", ""), "g++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
 
 
 @dataclass
@@ -54,6 +66,9 @@ class TrainConfig:
     # Recompute each block's activations in the backward pass instead of keeping them: the Wan-sized configs at
     # video resolution do not fit a GPU's memory otherwise. The same numbers, more compute.
     gradient_checkpointing: bool = False
+    # torch.compile the model's forward (and so its backward) for training, one graph per clip length: on the
+    # tiny model's CPU steps elementwise work under autocast costs more than the matmuls, and compiling fuses it.
+    compile: bool = False
     # Under several processes, shard the parameters, gradients, optimiser state and EMA over them (FSDP, `sharding`)
     # instead of a whole copy on each (DDP): the wan-14b configuration does not fit one GPU otherwise. The same
     # numbers as DDP. One process has nothing to shard and trains as before.
@@ -144,6 +159,8 @@ class TrainConfig:
             # The model's input width is the VAE's latent channels (`train.build`), whatever the named config says.
             shape = replace(model_config(self.model, **self.model_overrides), in_channels=int(vae["z_dim"]))
             check_wan_config(self.init_video_from, shape)
+        if self.compile and not torch.cuda.is_available() and not cxx_compiler():
+            raise ValueError("compile: torch.compile on the CPU needs a C++ compiler (g++, or $CXX); train without it")
 
     def raxel_size(self) -> tuple[int, int]:
         """(height, width) of the raxel images."""
@@ -151,11 +168,11 @@ class TrainConfig:
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
-# here against 0.82 in fp32): 100 minutes on a 2-core CPU; with the fp32 attention of training and the modulation
-# broadcast per frame, which came later, 69-75 by estimate (README, "Time"). Pose estimation weighted up and the
+# here against 0.82 in fp32): 100 minutes on a 2-core CPU; with the speed-ups that came later and compiled, about 90 on
+# a machine 1.27x slower than that one (projected from 3400 steps; README, "Time"). Pose estimation weighted up and the
 # auxiliary pose loss on: without it the model had not learnt to read the video (docs/experiments.md, "Probing the
-# coupling"). The same preset with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem":
-# 32} was trained once and not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
+# coupling"). The same preset with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32}
+# was trained once and not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
 _FIRST_STAGE = dict(
     steps=11000,
     batch_size=8,
@@ -167,6 +184,8 @@ _FIRST_STAGE = dict(
     ckpt_every=200,
     task_probs=(0.5, 0.25, 0.15, 0.1),
     mixed_precision="bf16",
+    # Compiled: steps about a quarter shorter here once each clip length's graph is built (README, "Time").
+    compile=True,
     pose_loss_weight=0.5,
     out="runs/checkpoint",
 )
@@ -198,8 +217,8 @@ PRESETS = {
     # estimation, 70% of the raxel noise levels exactly 1, where the raxels tell nothing and the camera centres must
     # come from the video, the centres weighted 8x. Here the model learns translation (held-out AUC@30 0.126 ->
     # 0.620); with U(0.9, 1) (checkpoint-finetune) it had not, as the raxels averaged over a frame give its centre
-    # away (docs/experiments.md, "The second stage"). 6000 steps: 87 minutes here, about 36 at the first stage's
-    # speed (README, "Time"); 2000 and 4000 steps (shipped before) reached 0.499 and 0.586.
+    # away (docs/experiments.md, "The second stage"). 6000 steps: 87 minutes eager on a machine 2.4x slower than the
+    # first stage's, 36 compiled on one 1.27x slower (README, "Time"); 2000 and 4000 steps reached 0.499 and 0.586.
     "checkpoint-pure-noise": dict(
         _SECOND_STAGE,
         init_from="runs/checkpoint/model",

@@ -36,8 +36,9 @@ def test_make_checkpoint_presets_are_what_trained_the_shipped_model():
         shipped = asdict(TrainConfig.from_dict(json.loads((DEFAULT_MODEL / name).read_text())))
         TrainConfig.from_dict(PRESETS[preset]).check()  # the settings checks accept what trained the model
         preset_cfg = asdict(TrainConfig.from_dict(PRESETS[preset]))
-        # Only where the runs were written and read from differ: they were started by hand (README, "Results").
-        for key in ("out", "init_from"):
+        # Only where the runs were written and read from differ: they were started by hand (README, "Results");
+        # and `compile`, which came later: the same computation, faster, with sums in another order.
+        for key in ("out", "init_from", "compile"):
             shipped.pop(key), preset_cfg.pop(key)
         assert shipped == preset_cfg, preset
     # The earlier models' second stage (docs/experiments.md, "The pose-heavy stage") stays a valid preset.

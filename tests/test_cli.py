@@ -299,10 +299,13 @@ def test_train_takes_the_task_mix_and_clip_lengths(tmp_path, capsys):
     assert code == 0, err
     saved = json.loads((tmp_path / "mix" / "train_config.json").read_text())
     assert saved["frames_choices"] == [2, 3] and saved["task_probs"] == [1.0, 0.0, 0.0, 0.5]
-    code, out, err = run(["train", "--preset", "checkpoint", *small, "--frames", 3, "--out", tmp_path / "one"], capsys)
+    # --no-compile: the preset compiles, which costs a minute or more before its first step here.
+    code, out, err = run(["train", "--preset", "checkpoint", *small, "--frames", 3, "--no-compile",
+                          "--out", tmp_path / "one"], capsys)
     assert code == 0, err
     saved = json.loads((tmp_path / "one" / "train_config.json").read_text())
     assert saved["frames"] == 3 and saved["frames_choices"] == [] and saved["steps"] == 1
+    assert saved["compile"] is False
 
 
 def test_export_a_running_trainings_checkpoint_then_estimate(clip_files, tmp_path, capsys):

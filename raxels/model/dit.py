@@ -201,7 +201,10 @@ class StreamIO(nn.Module):
         B, G = t.shape
         # Tokens share a handful of noise levels (one per sample or frame): embed each level once. On every token
         # the three linear layers cost about a tenth of the tiny model's forward.
-        levels, index = torch.unique(t.flatten(), return_inverse=True)
+        if torch.compiler.is_compiling():  # unique's data-dependent size would break the graph: embed every group
+            levels, index = t.flatten(), slice(None)
+        else:
+            levels, index = torch.unique(t.flatten(), return_inverse=True)
         f = self.timesteps_proj(levels * 1000.0).to(self.time_embedder.linear_1.weight.dtype)
         temb = self.time_embedder(f)
         mod = self.time_proj(F.silu(temb))
