@@ -3,7 +3,6 @@ presets that train the shipped model (`make checkpoint`)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field, fields, replace
 
@@ -19,11 +18,11 @@ from .model.wan_init import check_wan_config
 
 
 def cxx_compiler() -> str | None:
-    """The C++ compiler inductor would build CPU kernels with ($CXX, else g++ or clang++), None if there is none."""
-    for name in (os.environ.get("CXX", ""), "g++", "clang++"):
-        if name and shutil.which(name):
-            return name
-    return None
+    """The C++ compiler inductor would build CPU kernels with, None if it is not on PATH. Inductor's own list
+    (`config.cpp.cxx`: $CXX as it was at import, else g++; clang++ on macOS), not a second guess at it."""
+    from torch._inductor import config
+
+    return next((name for name in config.cpp.cxx if name and shutil.which(name)), None)
 
 
 @dataclass

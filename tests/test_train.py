@@ -362,8 +362,10 @@ def test_compiled_training_tracks_eager_and_saves_plain_names(tmp_path):
 
 
 def test_compile_without_a_cxx_compiler_fails_before_anything_is_written(tmp_path, monkeypatch):
+    from torch._inductor import config
+
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(config.cpp, "cxx", (None, "g++"))  # not a $CXX path from this environment
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="needs a C\\+\\+ compiler"):
         train(_cfg(tmp_path / "run", compile=True), progress=False)
