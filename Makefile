@@ -23,9 +23,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 # Retrains the shipped tiny model in two stages and replaces raxels/checkpoints/tiny: the weights of the second,
-# both stages' configs and logs. Compiled (the presets' compile=True): about 126 minutes (90 + 36, the first stage
-# projected from 3400 steps) on a 2-core CPU 1.27x slower than the one the first stage was trained on, where it
-# would take about 90-100 (README, "Time").
+# both stages' configs and logs. Compiled (the presets' compile=True): 158 minutes, run whole (153 in one sitting), on
+# a 2-core CPU 1.27-1.53x slower than the one the first stage was trained on, where it would take about 100-105 by
+# estimate (README, "Time"). Its model scored AUC@30 0.562, not the shipped 0.620 (README, "A rerun").
 checkpoint: $(STAMP)
 	rm -rf runs/checkpoint runs/checkpoint_pure_noise
 	$(BIN)/raxels train --config tiny --data synthrooms --preset checkpoint

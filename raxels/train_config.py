@@ -167,8 +167,8 @@ class TrainConfig:
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
-# here against 0.82 in fp32): 100 minutes on a 2-core CPU; with the speed-ups that came later and compiled, about 90 on
-# a machine 1.27x slower than that one (projected from 3400 steps; README, "Time"). Pose estimation weighted up and the
+# here against 0.82 in fp32): 100 minutes on a 2-core CPU; with the speed-ups that came later and compiled, 113 (two
+# sittings) on a machine 1.27-1.53x slower than that one (README, "Time"). Pose estimation weighted up and the
 # auxiliary pose loss on: without it the model had not learnt to read the video (docs/experiments.md, "Probing the
 # coupling"). The same preset with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32}
 # was trained once and not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
@@ -217,7 +217,8 @@ PRESETS = {
     # come from the video, the centres weighted 8x. Here the model learns translation (held-out AUC@30 0.126 ->
     # 0.620); with U(0.9, 1) (checkpoint-finetune) it had not, as the raxels averaged over a frame give its centre
     # away (docs/experiments.md, "The second stage"). 6000 steps: 87 minutes eager on a machine 2.4x slower than the
-    # first stage's, 36 compiled on one 1.27x slower (README, "Time"); 2000 and 4000 steps reached 0.499 and 0.586.
+    # first stage's, 36 and 45 compiled on one 1.27-1.53x slower (README, "Time"); 2000 and 4000 steps reached 0.499
+    # and 0.586.
     "checkpoint-pure-noise": dict(
         _SECOND_STAGE,
         init_from="runs/checkpoint/model",
