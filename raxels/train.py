@@ -311,4 +311,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         weights = whole_on_cpu(ema, keep=accelerator.is_main_process)
         if accelerator.is_main_process:
             export_model(out / "model", dict(raw.config), weights, cfg)
+    # Left to the interpreter's exit, the process group's threads can abort a finished run now and then (SIGABRT,
+    # so torchrun exits 1). A no-op in one process.
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
     return {"losses": history, "model": raw, "ema": ema}

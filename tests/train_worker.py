@@ -1,13 +1,14 @@
 """Runs `raxels.train.train` on a JSON TrainConfig (argv[1]); argv[2] == 'resume' resumes. Used by test_train.
 
 Test hooks: STOP_AFTER_CHECKPOINT=N ends every process right after the checkpoint of step N is written (a run cut
-short at a known step, under torchrun too); each process writes the parameter elements it holds to
-OUT/held.RANK.json."""
+short at a known step, under torchrun too); each process writes the parameter elements it holds, and whether its
+process group outlived `train`, to OUT/held.RANK.json."""
 
 import json
 import os
 import sys
 
+import torch
 from torch.distributed.tensor import DTensor
 
 import raxels.train as train_module
@@ -20,6 +21,8 @@ def _stop_after(step: int):
     def save_then_stop(path, model, ema, opt, done, cfg_dict, main=True):
         save(path, model, ema, opt, done, cfg_dict, main=main)
         if done == step:
+            if torch.distributed.is_initialized():  # left to exit, its threads can abort the process now and then
+                torch.distributed.destroy_process_group()
             sys.exit(0)
 
     train_module.save_checkpoint = save_then_stop
@@ -37,4 +40,5 @@ if __name__ == "__main__":
     result = train_module.train(cfg, resume=len(sys.argv) > 2 and sys.argv[2] == "resume", progress=False)
     rank = os.environ.get("RANK", "0")
     with open(os.path.join(cfg.out, f"held.{rank}.json"), "w") as f:
-        json.dump({"params": _held(result["model"].parameters()), "ema": _held(result["ema"].values())}, f)
+        held = {"params": _held(result["model"].parameters()), "ema": _held(result["ema"].values())}
+        json.dump({**held, "group_left": torch.distributed.is_initialized()}, f)
