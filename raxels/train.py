@@ -162,11 +162,24 @@ def _gradient_sync(accelerator, model, sharded: bool, sync: bool):
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     from accelerate import Accelerator
-    from accelerate.utils import DistributedType
 
     cfg.check()
     torch.manual_seed(cfg.seed)  # model init
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    try:
+        result = _train(cfg, accelerator, resume, progress)
+        accelerator.wait_for_everyone()
+        return result
+    finally:
+        # Left to the interpreter's exit, the process group's threads can abort a process now and then (SIGABRT: a
+        # finished run exits 1 under torchrun, a bad input loses its one-line error). Local, so a process that fails
+        # alone does not wait for the others here. A no-op in one process.
+        accelerator.end_training()
+
+
+def _train(cfg: TrainConfig, accelerator, resume: bool, progress: bool) -> dict:
+    from accelerate.utils import DistributedType
+
     if accelerator.distributed_type == DistributedType.FSDP:
         # Its wrapping would change what state_dict() returns under the EMA and the checkpoints.
         raise ValueError("accelerate's own FSDP settings are not used: launch without them and pass --fsdp")
@@ -311,8 +324,4 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         weights = whole_on_cpu(ema, keep=accelerator.is_main_process)
         if accelerator.is_main_process:
             export_model(out / "model", dict(raw.config), weights, cfg)
-    # Left to the interpreter's exit, the process group's threads can abort a finished run now and then (SIGABRT,
-    # so torchrun exits 1). A no-op in one process.
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
     return {"losses": history, "model": raw, "ema": ema}

@@ -87,13 +87,13 @@ def _assert_same_losses(a: Path, b: Path, steps: int, tol: float) -> None:
         assert abs(la[s] - lb[s]) < tol, (s, la[s], lb[s])
 
 
-def _torchrun(cfg: TrainConfig, *args: str, env: dict | None = None) -> None:
+def _torchrun(cfg: TrainConfig, *args: str, env: dict | None = None, fails: bool = False) -> None:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
     launcher += [str(_free_port()), str(ROOT / "tests" / "train_worker.py"), json.dumps(asdict(cfg)), *args]
     done = subprocess.run(launcher, env={**_env(), **(env or {})}, cwd=ROOT, capture_output=True, text=True)
     # the launcher's own error says only "exit status 1": a failure shows what the processes printed
     printed = done.stdout[-3000:] + done.stderr[-6000:]
-    assert done.returncode == 0, f"torchrun {args} exited {done.returncode}:\n{printed}"
+    assert (done.returncode != 0) == fails, f"torchrun {args} exited {done.returncode}:\n{printed}"
 
 
 @pytest.mark.parametrize("data, accum", [("synthrooms", 2), ("dl3dv", 1)])
@@ -108,6 +108,15 @@ def test_two_process_ddp_matches_one_process(tmp_path, data, accum, dl3dv_scene)
     _assert_same_losses(tmp_path / "one", tmp_path / "two", steps=4, tol=1e-4)
     # torn down by `train`: left to the interpreter's exit, its threads aborted a finished run now and then
     assert not any(json.loads((tmp_path / "two" / f"held.{r}.json").read_text())["group_left"] for r in (0, 1))
+
+
+def test_a_process_that_fails_tears_its_group_down(tmp_path):
+    """A bad input under torchrun: each process fails with the message, its process group already torn down, so the
+    interpreter's exit cannot abort it past its one-line error."""
+    _torchrun(_cfg(tmp_path / "bad", steps=2, batch_size=3), fails=True)
+    for rank in (0, 1):
+        failed = json.loads((tmp_path / "bad" / f"failed.{rank}.json").read_text())
+        assert failed == {"error": "global batch 3 is not divisible by 2 processes", "group_left": False}
 
 
 def test_fsdp_shards_and_resumes_to_the_one_process_run(tmp_path):

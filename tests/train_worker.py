@@ -2,7 +2,8 @@
 
 Test hooks: STOP_AFTER_CHECKPOINT=N ends every process right after the checkpoint of step N is written (a run cut
 short at a known step, under torchrun too); each process writes the parameter elements it holds, and whether its
-process group outlived `train`, to OUT/held.RANK.json."""
+process group outlived `train`, to OUT/held.RANK.json; a `train` that raises ValueError, its message and the same to
+OUT/failed.RANK.json, and exit 2."""
 
 import json
 import os
@@ -37,8 +38,14 @@ if __name__ == "__main__":
     cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
     if "STOP_AFTER_CHECKPOINT" in os.environ:
         _stop_after(int(os.environ["STOP_AFTER_CHECKPOINT"]))
-    result = train_module.train(cfg, resume=len(sys.argv) > 2 and sys.argv[2] == "resume", progress=False)
     rank = os.environ.get("RANK", "0")
+    try:
+        result = train_module.train(cfg, resume=len(sys.argv) > 2 and sys.argv[2] == "resume", progress=False)
+    except ValueError as e:  # as the CLI's one-line error would, and whether the group outlived the failure
+        os.makedirs(cfg.out, exist_ok=True)
+        with open(os.path.join(cfg.out, f"failed.{rank}.json"), "w") as f:
+            json.dump({"error": str(e), "group_left": torch.distributed.is_initialized()}, f)
+        sys.exit(2)
     with open(os.path.join(cfg.out, f"held.{rank}.json"), "w") as f:
         held = {"params": _held(result["model"].parameters()), "ema": _held(result["ema"].values())}
         json.dump({**held, "group_left": torch.distributed.is_initialized()}, f)
