@@ -22,9 +22,7 @@ def _stop_after(step: int):
     def save_then_stop(path, model, ema, opt, done, cfg_dict, main=True):
         save(path, model, ema, opt, done, cfg_dict, main=main)
         if done == step:
-            if torch.distributed.is_initialized():  # left to exit, its threads can abort the process now and then
-                torch.distributed.destroy_process_group()
-            sys.exit(0)
+            sys.exit(0)  # through `train`'s teardown of the process group, as any way out of it
 
     train_module.save_checkpoint = save_then_stop
 
