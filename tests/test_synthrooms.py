@@ -52,3 +52,47 @@ def test_batches_carry_the_trajectory_kind():
     cfg = SynthRoomsConfig(frames=2, height=8, width=8)
     kinds = synthrooms_batch([3, 4, 5, 6, 7, 8], cfg).kinds
     assert kinds == tuple(synth_clip(s, cfg).kind for s in range(3, 9)) and set(kinds) <= set(TRAJECTORIES)
+
+
+def _intersect_per_ray(o, d, room):
+    """The slab test ray by ray ([R, 3] each, boxes by axes innermost): what `_intersect` computed before it was
+    laid out by frame and axis, kept as the reference it must agree with to the bit."""
+    inv = 1.0 / torch.where(d.abs() < 1e-12, torch.full_like(d, 1e-12), d)
+    t, axis = torch.maximum((room.lo - o) * inv, (room.hi - o) * inv).min(dim=-1)
+    surf = axis * 2 + (d.gather(1, axis[:, None])[:, 0] > 0).long()
+    if room.box_lo.shape[0]:
+        t1 = (room.box_lo[None] - o[:, None]) * inv[:, None]
+        t2 = (room.box_hi[None] - o[:, None]) * inv[:, None]
+        tn, ax_n = torch.minimum(t1, t2).max(dim=-1)
+        tf = torch.maximum(t1, t2).min(dim=-1).values
+        tn = torch.where((tn <= tf) & (tn > 1e-6), tn, torch.full_like(tn, float("inf")))
+        tb, idx = tn.min(dim=-1)
+        closer = tb < t
+        ax_b = ax_n.gather(1, idx[:, None])[:, 0]
+        side = (d.gather(1, ax_b[:, None])[:, 0] < 0).long()
+        t = torch.where(closer, tb, t)
+        surf = torch.where(closer, 6 + idx * 6 + ax_b * 2 + side, surf)
+        axis = torch.where(closer, ax_b, axis)
+    return t, surf, axis
+
+
+@pytest.mark.parametrize("seed", [0, 7, 21])
+def test_intersection_by_frame_is_the_per_ray_slab_test(seed):
+    import numpy as np
+
+    from raxels.data.synthrooms import _intersect
+
+    rng = np.random.default_rng(seed)
+    room = make_room(rng, SynthRoomsConfig())
+    assert room.box_lo.shape[0] > 0  # the furniture branch is exercised
+    g = torch.Generator().manual_seed(seed)
+    centres = (torch.rand(5, 3, generator=g, dtype=torch.float64) - 0.5) * torch.tensor([2.0, 0.4, 2.0]).double()
+    d = torch.randn(5, 300, 3, generator=g, dtype=torch.float64)
+    d[:, :20, 0] = 0.0  # rays parallel to a face
+    d = d / d.norm(dim=-1, keepdim=True)
+    got = _intersect(centres, d, room)
+    want = _intersect_per_ray(centres[:, None].expand_as(d).reshape(-1, 3), d.reshape(-1, 3), room)
+    hits_box = (want[1] >= 6).sum()
+    assert hits_box > 0 and hits_box < want[1].numel()
+    for a, b in zip(got, want):
+        assert a.shape == (5, 300) and torch.equal(a.reshape(-1), b)
