@@ -172,6 +172,8 @@ class TrainConfig:
 # auxiliary pose loss on: without it the model had not learnt to read the video (docs/experiments.md, "Probing the
 # coupling"). The same preset with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32}
 # was trained once and not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
+# 11000 steps because 6000 (the whole `make checkpoint` in 86 minutes) left a model that barely read rotations from
+# the frames, and the second stage after it learnt less translation (docs/experiments.md, "A shorter first stage").
 _FIRST_STAGE = dict(
     steps=11000,
     batch_size=8,
