@@ -2,8 +2,8 @@
 
 Test hooks: STOP_AFTER_CHECKPOINT=N ends every process right after the checkpoint of step N is written (a run cut
 short at a known step, under torchrun too); each process writes the parameter elements it holds, and whether its
-process group outlived `train`, to OUT/held.RANK.json; a `train` that raises ValueError, its message and the same to
-OUT/failed.RANK.json, and exit 2."""
+process group outlived `train`, to OUT/held.RANK.json; when `train` raises ValueError, it writes the message and the
+same flag to OUT/failed.RANK.json and exits 2."""
 
 import json
 import os
