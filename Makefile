@@ -23,9 +23,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 # Retrains the shipped tiny model in two stages and replaces raxels/checkpoints/tiny: the weights of the second,
-# both stages' configs and logs. Compiled (the presets' compile=True): 158 minutes, run whole (153 in one sitting), on
-# a 2-core CPU 1.27-1.53x slower than the one the first stage was trained on, where it would take about 100-105 by
-# estimate (README, "Time"). Its model scored AUC@30 0.562, not the shipped 0.620 (README, "A rerun").
+# both stages' configs and logs. Compiled (the presets' compile=True): 125 minutes in one sitting (158 in an earlier
+# run of two sittings) on a 2-core CPU 1.27-1.53x slower than the one the first stage was trained on, where it would
+# take about 100-105 by estimate (README, "Time"). Both runs made the same weights, byte for byte; their model scored
+# AUC@30 0.562, not the shipped 0.620 (README, "A rerun").
 # With a 6000-step first stage it ran whole in 86 minutes, but its model was worse (README, "A shorter first stage").
 checkpoint: $(STAMP)
 	rm -rf runs/checkpoint runs/checkpoint_pure_noise
