@@ -90,9 +90,50 @@ def test_intersection_by_frame_is_the_per_ray_slab_test(seed):
     d = torch.randn(5, 300, 3, generator=g, dtype=torch.float64)
     d[:, :20, 0] = 0.0  # rays parallel to a face
     d = d / d.norm(dim=-1, keepdim=True)
-    got = _intersect(centres, d, room)
+    got = _intersect(centres, d.permute(2, 0, 1).contiguous(), room)
     want = _intersect_per_ray(centres[:, None].expand_as(d).reshape(-1, 3), d.reshape(-1, 3), room)
     hits_box = (want[1] >= 6).sum()
     assert hits_box > 0 and hits_box < want[1].numel()
     for a, b in zip(got, want):
         assert a.shape == (5, 300) and torch.equal(a.reshape(-1), b)
+
+
+def _shade_per_ray(p, surf, axis, t, tex):
+    """Shading ray by ray ([R, 3] points, the face normal's Lambert term by a matrix product): what `_shade` computed
+    before it was laid out component by component, kept as the reference it must agree with to the bit."""
+    from raxels.data.synthrooms import _LIGHT
+
+    prm = tex[surf]
+    a1 = torch.where(axis == 0, p[:, 2], p[:, 0])
+    a2 = torch.where(axis == 1, p[:, 2], p[:, 1])
+    fa, fb, cs = prm[:, 6], prm[:, 7], prm[:, 8]
+    checker = (torch.floor(a1 / cs) + torch.floor(a2 / cs)) % 2
+    wave = 0.5 + 0.5 * torch.sin(fa * a1 * 2.1 + fb * a2 * 1.7 + surf.double())
+    mix = (0.55 * checker + 0.45 * wave)[:, None]
+    albedo = prm[:, :3] * (1 - mix) + prm[:, 3:6] * mix
+    normal = torch.zeros_like(p)
+    normal.scatter_(1, axis[:, None], 1.0)
+    lam = (normal @ (_LIGHT / _LIGHT.norm())).abs()
+    return (albedo * (0.65 + 0.6 * lam[:, None]) * torch.exp(-0.06 * t)[:, None]).clamp(0, 1)
+
+
+def test_shading_by_component_is_the_per_ray_shading():
+    import numpy as np
+
+    from raxels.data.synthrooms import _shade
+
+    room = make_room(np.random.default_rng(3), SynthRoomsConfig())
+    g = torch.Generator().manual_seed(3)
+    R = 4096
+    p = (torch.rand(R, 3, generator=g, dtype=torch.float64) - 0.5) * 8
+    surf = torch.randint(0, room.tex.shape[0], (R,), generator=g)
+    axis = torch.randint(0, 3, (R,), generator=g)
+    t = torch.rand(R, generator=g, dtype=torch.float64) * 6
+    got = _shade(p.T.contiguous(), surf, axis, t, room.tex)
+    assert got.shape == (3, R) and torch.equal(got.T, _shade_per_ray(p, surf, axis, t, room.tex))
+
+
+def test_frames_keep_channels_innermost_in_memory():
+    # Training compiles its graphs for the batch's strides: another layout would build other graphs, other roundings.
+    frames = synth_clip(4, SynthRoomsConfig(frames=3, height=16, width=16)).frames
+    assert frames.shape == (3, 3, 16, 16) and frames.permute(0, 2, 3, 1).is_contiguous()
