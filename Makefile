@@ -23,10 +23,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 # Retrains the shipped tiny model in two stages and replaces raxels/checkpoints/tiny: the weights of the second,
-# both stages' configs and logs. Compiled (the presets' compile=True): 125 minutes in one sitting (158 in an earlier
-# run of two sittings) on a 2-core CPU 1.27-1.53x slower than the one the first stage was trained on, where it would
-# take about 100-105 by estimate (README, "Time"). Both runs made the same weights, byte for byte; their model scored
-# AUC@30 0.562, not the shipped 0.620 (README, "A rerun").
+# both stages' configs and logs. Compiled (the presets' compile=True), in one sitting on this 2-core CPU: 105 minutes
+# on 2026-12-01 and 125 on 2026-11-30, the same weights byte for byte (the machine's pace differs between days;
+# README, "Time"). Their model scored AUC@30 0.562, not the shipped 0.620, which the first stage's machine made with
+# the code of its day (README, "A rerun").
 # With a 6000-step first stage it ran whole in 86 minutes, but its model was worse (README, "A shorter first stage").
 checkpoint: $(STAMP)
 	rm -rf runs/checkpoint runs/checkpoint_pure_noise

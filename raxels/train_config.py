@@ -167,13 +167,14 @@ class TrainConfig:
 
 
 # `make checkpoint`: the shipped tiny model, first stage. 32x32 clips of 4, 8 or 16 frames, bf16 autocast (0.52 s/step
-# here against 0.82 in fp32): 100 minutes on a 2-core CPU; with the speed-ups that came later and compiled, 113 (two
-# sittings) on a machine 1.27-1.53x slower than that one (README, "Time"). Pose estimation weighted up and the
-# auxiliary pose loss on: without it the model had not learnt to read the video (docs/experiments.md, "Probing the
-# coupling"). The same preset with pose_centre_weight=8 and model_overrides={"pose_head_norm": False, "motion_stem": 32}
-# was trained once and not shipped: no sideways translation either (docs/experiments.md, "Why translations fail").
-# 11000 steps because 6000 (the whole `make checkpoint` in 86 minutes) left a model that barely read rotations from
-# the frames, and the second stage after it learnt less translation (docs/experiments.md, "A shorter first stage").
+# here against 0.82 in fp32): 100 minutes on a 2-core CPU; with the speed-ups that came later and compiled, 74 in one
+# sitting on a machine 1.27-1.53x slower than that one, 89 there on another day (README, "Time"). Pose estimation
+# weighted up and the auxiliary pose loss on: without it the model had not learnt to read the video
+# (docs/experiments.md, "Probing the coupling"). The same preset with pose_centre_weight=8 and
+# model_overrides={"pose_head_norm": False, "motion_stem": 32} was trained once and not shipped: no sideways
+# translation either (docs/experiments.md, "Why translations fail"). 11000 steps because 6000 (the whole `make
+# checkpoint` in 86 minutes) left a model that barely read rotations from the frames, and the second stage after it
+# learnt less translation (docs/experiments.md, "A shorter first stage").
 _FIRST_STAGE = dict(
     steps=11000,
     batch_size=8,
