@@ -85,7 +85,7 @@ def validate(cams: Cameras, name: str = "cameras") -> None:
     if c2w.shape[1] == 0:
         raise ValueError(f"{name}: no cameras")
     if cams.height <= 0 or cams.width <= 0:
-        raise ValueError(f"{name}: image size must be positive, got {cams.height}x{cams.width}")
+        raise ValueError(f"{name}: image size must be positive, got {cams.width}x{cams.height} (width x height)")
     for label, t in (("K", K), ("c2w", c2w)):
         bad = ~torch.isfinite(t).flatten(2).all(-1)
         if bad.any():

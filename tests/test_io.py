@@ -186,3 +186,35 @@ def test_bad_transforms_and_colmap(tmp_path):
     (tmp_path / "images.txt").write_text("1 1 0 0 0 0 0 0 7 a.png\n\n")
     with pytest.raises(InputError, match="unknown camera id 7"):
         read_colmap_text(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({"frames": {"a": 1}}, "no 'frames' list"),
+        ({"frames": []}, "'frames' list is empty"),
+        ({"frames": [5], "fl_x": 1, "w": 4, "h": 4}, "frame 0 is not an object"),
+        ({"frames": [{"fl_x": "12"}], "w": 4, "h": 4}, "frame 0 'fl_x' must be a number, got '12'"),
+        ({"frames": [{"fl_x": [1, 2]}], "w": 4, "h": 4}, "frame 0 'fl_x' must be a number"),
+        ({"frames": [{"fl_x": 2, "cx": float("nan")}], "w": 4, "h": 4}, "frame 0 'cx' must be a number, got nan"),
+        ({"frames": [{"fl_x": 2}], "w": 4.5, "h": 4}, "frame 0 'w' must be a positive whole number, got 4.5"),
+        ({"frames": [{"fl_x": 2}], "w": 4, "h": True}, "frame 0 'h' must be a positive whole number, got True"),
+        ({"frames": [{"fl_x": 2}], "w": 0, "h": 4}, "frame 0 'w' must be a positive whole number, got 0"),
+        ({"frames": [{"fl_x": 2}], "w": "4", "h": 4}, "frame 0 'w' must be a positive whole number, got '4'"),
+    ],
+)
+def test_malformed_transforms_fields_are_one_line_errors(meta, message, tmp_path):
+    # Hand-edited or foreign transforms.json files: each field's type is checked before any arithmetic on it.
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=message) as e:
+        read_transforms(f)
+    assert "t.json" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_transforms_whole_number_floats_are_sizes(tmp_path):
+    eye = torch.eye(4).tolist()
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps({"frames": [{"transform_matrix": eye}] * 2, "fl_x": 3, "w": 8.0, "h": 6}))
+    cams, _ = read_transforms(f)
+    assert (cams.width, cams.height) == (8, 6) and float(cams.K[0, 0, 0, 2]) == 4.0

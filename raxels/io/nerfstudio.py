@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from ..cameras import Cameras, intrinsics, make_cameras, opencv_to_opengl_c2w, o
 from ..errors import InputError
 from .atomic import write_text_atomic
 
-_INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+# The size first: cx and cy default to its half, so a bad size is reported as itself, not as a missing centre.
+_INTRINSIC_KEYS = ("w", "h", "fl_x", "fl_y", "cx", "cy")
+
+
+def _is_number(v: object) -> bool:
+    # JSON numbers only: float() would also take strings such as "12" or "nan", and bool is an int in Python.
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def read_transforms(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
@@ -25,10 +32,14 @@ def read_transforms(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: not valid JSON ({e.__class__.__name__})") from None
     frames = meta.get("frames") if isinstance(meta, dict) else None
-    if not frames:
+    if not isinstance(frames, list):
         raise InputError(f"{path}: no 'frames' list")
+    if not frames:
+        raise InputError(f"{path}: the 'frames' list is empty")
     Ks, c2ws, names, size = [], [], [], None
     for i, fr in enumerate(frames):
+        if not isinstance(fr, dict):
+            raise InputError(f"{path}: frame {i} is not an object")
         vals = {}
         for k in _INTRINSIC_KEYS:
             v = fr.get(k, meta.get(k))
@@ -36,9 +47,12 @@ def read_transforms(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
                 v = fr.get("fl_x", meta.get("fl_x"))
             if v is None and k in ("cx", "cy"):
                 wh = fr.get("w" if k == "cx" else "h", meta.get("w" if k == "cx" else "h"))
-                v = wh / 2 if wh is not None else None
+                v = wh / 2 if _is_number(wh) else None
             if v is None:
                 raise InputError(f"{path}: frame {i} has no '{k}'")
+            if not _is_number(v) or (k in ("w", "h") and (v != int(v) or v <= 0)):
+                kind = "a positive whole number" if k in ("w", "h") else "a number"
+                raise InputError(f"{path}: frame {i} '{k}' must be {kind}, got {v!r}"[:200])
             vals[k] = float(v)
         if size is None:
             size = (int(vals["h"]), int(vals["w"]))
