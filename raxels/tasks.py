@@ -15,7 +15,6 @@ import json
 import math
 import warnings
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from torch import Tensor
 from .cameras import Cameras, canonicalise, intrinsics, invert_rigid
 from .codec import LatentCodec, load_codec
 from .data.batches import CAMERA_CHANNELS, camera_image_size, camera_images
+from .device import resolve_device, resolve_precision
 from .errors import InputError, first_line
 from .flow import TaskMask, sample, task_mask
 from .model import RaxelsDiT
@@ -54,40 +54,6 @@ class PipelineConfig:
     # 16-frame clips: the same RRA@15 / AUC@30 / mean rotation error at 256 as at all 1024, in a quarter of the time
     # (the model's error, not the decoder's, dominates).
     decode_points: int | None = 256
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto": the GPU where there is one, else the CPU; otherwise any torch device name."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f"unknown device {device!r} ({e})") from None
-    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPUs")
-    return resolved
-
-
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    return "bf16" if torch.device(device).type == "cuda" or cpu_has_bf16() else "fp32"
 
 
 @dataclass

@@ -24,12 +24,13 @@ from .aux_pose import pose_targets
 from .codec import load_codec
 from .data.batches import CAMERA_CHANNELS
 from .data.sources import clip_source
+from .device import resolve_precision
 from .flow import flow_matching_loss
 from .io.atomic import write_text_atomic
 from .model import RaxelsDiT, build_model, model_config
 from .model.wan_init import load_wan_video_stream
 from .sharding import shard, whole_on_cpu
-from .tasks import read_pipeline_config, resolve_precision, write_pipeline_config
+from .tasks import read_pipeline_config, write_pipeline_config
 from .train_checkpoints import (
     checkpoint_meta,
     checkpoint_path,

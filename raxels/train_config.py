@@ -58,7 +58,7 @@ class TrainConfig:
     log_every: int = 10
     clip_seeds: tuple[int, ...] = ()  # train on these clips only (overfitting tests); empty: fresh clips
     model_overrides: dict = field(default_factory=dict)
-    # The inference vocabulary (tasks.PRECISIONS): "bf16" runs forward passes under bfloat16 autocast (weights,
+    # The inference vocabulary (device.PRECISIONS): "bf16" runs forward passes under bfloat16 autocast (weights,
     # optimiser and EMA stay fp32), "auto" picks it where the hardware multiplies bf16 natively. Measured on this
     # project's 2-core CPU (avx512_bf16): bf16 matmuls 4.3x fp32, a tiny-model training step 1.45-1.6x faster.
     mixed_precision: str = "fp32"

@@ -208,13 +208,7 @@ def test_plucker_decoding_round_trip():
     assert (est.centres - cams.centres).norm(dim=-1).max() < 1e-4
 
 
-def test_precision_resolution_and_bf16_inference(pipe, clip):
-    from raxels.tasks import resolve_precision
-
-    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
-    assert resolve_precision("auto") in ("fp32", "bf16")
-    with pytest.raises(ValueError, match="precision"):
-        resolve_precision("fp8")
+def test_bf16_inference(pipe, clip):
     video = clip.frames[None]
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     torch.manual_seed(1)
