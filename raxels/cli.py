@@ -75,10 +75,16 @@ def _load_video(pipe, path: Path):
     from .data.clips import resize_frames
     from .io import read_video
 
-    frames, fps = read_video(path)
+    size = []
+
+    def to_model_size(frame):
+        size[:] = frame.shape[-2:]
+        return resize_frames(frame, pipe.cfg.height, pipe.cfg.width)
+
+    frames, fps = read_video(path, frame_fn=to_model_size)
     if frames.shape[0] < 2:
         raise InputError(f"{path}: need at least 2 frames, got {frames.shape[0]}")
-    return resize_frames(frames, pipe.cfg.height, pipe.cfg.width), frames.shape[-2:], fps
+    return frames, tuple(size), fps
 
 
 @app.command()

@@ -218,3 +218,27 @@ def test_transforms_whole_number_floats_are_sizes(tmp_path):
     f.write_text(json.dumps({"frames": [{"transform_matrix": eye}] * 2, "fl_x": 3, "w": 8.0, "h": 6}))
     cams, _ = read_transforms(f)
     assert (cams.width, cams.height) == (8, 6) and float(cams.K[0, 0, 0, 2]) == 4.0
+
+
+def test_read_video_maps_each_frame_as_it_decodes(tmp_path):
+    # 70 frames: past one block of kept results. The mapped frames are the whole video's, mapped afterwards, to the bit.
+    from raxels.data.clips import resize_frames
+
+    t = torch.linspace(-1, 1, 70)[:, None, None, None]
+    frames = (torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.5 + 0.5 * t
+    write_video(tmp_path / "v.mp4", frames)
+    whole, _ = read_video(tmp_path / "v.mp4")
+    seen = []
+
+    def shrink(frame):
+        seen.append(tuple(frame.shape))
+        return resize_frames(frame, 16, 16)
+
+    mapped, fps = read_video(tmp_path / "v.mp4", frame_fn=shrink)
+    assert fps == 8 and seen == [(3, 40, 56)] * 70
+    assert torch.equal(mapped, resize_frames(whole, 16, 16))
+    # A result that is a view of the reused input buffer is copied, not overwritten by the next frame.
+    as_is, _ = read_video(tmp_path / "v.mp4", frame_fn=lambda f: f[:, :8])
+    assert torch.equal(as_is, whole[:, :, :8])
+    first, _ = read_video(tmp_path / "v.mp4", max_frames=5, frame_fn=shrink)
+    assert torch.equal(first, mapped[:5])
