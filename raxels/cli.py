@@ -72,19 +72,12 @@ def _pipeline(model: Path, precision: str = "auto", device: str = "auto"):
 
 
 def _load_video(pipe, path: Path):
-    from .data.clips import resize_frames
-    from .io import read_video
+    from .data.clips import read_video_resized
 
-    size = []
-
-    def to_model_size(frame):
-        size[:] = frame.shape[-2:]
-        return resize_frames(frame, pipe.cfg.height, pipe.cfg.width)
-
-    frames, fps = read_video(path, frame_fn=to_model_size)
+    frames, size, fps = read_video_resized(path, pipe.cfg.height, pipe.cfg.width)
     if frames.shape[0] < 2:
         raise InputError(f"{path}: need at least 2 frames, got {frames.shape[0]}")
-    return frames, tuple(size), fps
+    return frames, size, fps
 
 
 @app.command()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from raxels.cameras import canonicalise
+from raxels.data.clips import resize_clip
 from raxels.data.realestate10k import load_re10k_clip
 from raxels.errors import InputError
 from raxels.io import (
@@ -117,6 +118,9 @@ def test_resize_clip_keeps_rays(re10k_pairs):
     assert torch.allclose(
         d_small / d_small.norm(dim=-1, keepdim=True), d_full / d_full.norm(dim=-1, keepdim=True), atol=1e-4
     )
+    # Resized as they decode, the frames and intrinsics are those of the whole clip resized afterwards.
+    frames, cams = resize_clip(full.frames, full.cameras, 64, 64)
+    assert torch.equal(clip.frames, frames) and torch.equal(clip.cameras.K, cams.K)
 
 
 # ---- bad input: one line naming the file and the problem ----

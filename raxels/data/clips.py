@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch.nn.functional as Fnn
 from torch import Tensor
 
 from ..cameras import Cameras, crop_intrinsics, scale_intrinsics
+from ..io.video import read_video
 
 
 @dataclass
@@ -42,6 +44,19 @@ def resize_frames(frames: Tensor, height: int, width: int) -> Tensor:
             align_corners=False,
         ).reshape(*lead, 3, height, width)
     return frames.clamp(-1, 1)
+
+
+def read_video_resized(path: str | os.PathLike, height: int, width: int) -> tuple[Tensor, tuple[int, int], float]:
+    """Decode a video with each frame put through `resize_frames` as it arrives -> (frames [F, 3, height, width],
+    the video's own (H, W), fps): the same frames as resizing the whole video, without holding it at its own size."""
+    size: list[int] = []
+
+    def resize(frame: Tensor) -> Tensor:
+        size[:] = frame.shape[-2:]
+        return resize_frames(frame, height, width)
+
+    frames, fps = read_video(path, frame_fn=resize)
+    return frames, (size[0], size[1]), fps
 
 
 def resize_cameras(cams: Cameras, height: int, width: int) -> Cameras:

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..io.realestate10k import read_re10k
 from ..io.video import read_video
-from .clips import VideoClip, resize_clip
+from .clips import VideoClip, read_video_resized, resize_cameras
 
 SHARED_RE10K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "realestate10k_cameractrl"
 
@@ -16,16 +16,19 @@ SHARED_RE10K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / 
 def load_re10k_clip(
     video: str | os.PathLike, poses: str | os.PathLike, size: tuple[int, int] | None = None
 ) -> VideoClip:
-    """Load a clip; `size` = (H, W) resizes frames and intrinsics together."""
-    frames, _ = read_video(video)
-    H, W = frames.shape[-2:]
+    """Load a clip; `size` = (H, W) resizes frames (as they decode) and intrinsics together."""
+    if size is None:
+        frames, _ = read_video(video)
+        H, W = frames.shape[-2:]
+    else:
+        frames, (H, W), _ = read_video_resized(video, *size)
     traj = read_re10k(poses, H, W)
     n_cam = traj.cameras.c2w.shape[1]
     if n_cam != frames.shape[0]:
         raise InputError(f"{video}: {frames.shape[0]} frames but {poses} has {n_cam} cameras")
     cams = traj.cameras.to(frames.dtype)
     if size is not None:
-        frames, cams = resize_clip(frames, cams, *size)
+        cams = resize_cameras(cams, *size)
     return VideoClip(frames, cams, Path(video).stem)
 
 
