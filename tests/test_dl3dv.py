@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from raxels.data.clips import resize_clip
 from raxels.data.dl3dv import dl3dv_scenes, load_dl3dv_clip
 from raxels.errors import InputError
 from raxels.io import write_image
@@ -26,6 +27,10 @@ def test_downsampled_copy_scales_the_intrinsics(dl3dv_scene):
     assert torch.allclose(got.cameras.K, clip.cameras.K[:, 1:3] * torch.tensor([[0.5], [0.5], [1.0]]), atol=1e-5)
     sized = load_dl3dv_clip(scene, frames=2, size=(32, 32))
     assert sized.frames.shape[-2:] == (32, 32) and sized.cameras.width == 32
+    # Each frame resized as it is read: the same frames and intrinsics as resizing the whole clip afterwards.
+    whole = load_dl3dv_clip(scene, frames=2)
+    frames, cams = resize_clip(whole.frames, whole.cameras, 32, 32)
+    assert torch.equal(sized.frames, frames) and torch.equal(sized.cameras.K, cams.K)
 
 
 def test_scene_listing(dl3dv_scene):

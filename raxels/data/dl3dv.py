@@ -15,7 +15,7 @@ import torch
 from ..errors import InputError
 from ..io.image import read_image
 from ..io.nerfstudio import read_transforms
-from .clips import VideoClip, resize_clip
+from .clips import VideoClip, resize_cameras, resize_frames
 
 
 def load_dl3dv_clip(
@@ -36,11 +36,15 @@ def load_dl3dv_clip(
     if len(idx) < 2:
         raise InputError(f"{scene}: {len(names)} frames leave fewer than 2 from {start} in steps of {stride}")
     paths = [scene / (Path(image_dir) / Path(names[i]).name if image_dir else names[i]) for i in idx]
-    images = [read_image(p) for p in paths]
-    H, W = images[0].shape[-2:]
-    for p, img in zip(paths, images):
-        if img.shape[-2:] != (H, W):
+    images, (H, W) = [], (0, 0)
+    for p in paths:
+        img = read_image(p)
+        if not images:
+            H, W = img.shape[-2:]
+        elif img.shape[-2:] != (H, W):
             raise InputError(f"{p}: {img.shape[-1]}x{img.shape[-2]} pixels, the first frame has {W}x{H}")
+        # Resized one by one as read: 16 full-size DL3DV frames (3840x2160) are 1.6 GB as float32.
+        images.append(resize_frames(img, *size) if size is not None else img)
     cams = cams.frames(torch.tensor(idx))
     if (H, W) != (cams.height, cams.width):
         # A downsampled copy: the same picture at a lower resolution, so the same aspect.
@@ -52,7 +56,7 @@ def load_dl3dv_clip(
     clip = torch.stack(images)
     cams = cams.to(clip.dtype)
     if size is not None:
-        clip, cams = resize_clip(clip, cams, *size)
+        cams = resize_cameras(cams, *size)
     return VideoClip(clip, cams, scene.name)
 
 
