@@ -31,6 +31,7 @@ def test_downsampled_copy_scales_the_intrinsics(dl3dv_scene):
     whole = load_dl3dv_clip(scene, frames=2)
     frames, cams = resize_clip(whole.frames, whole.cameras, 32, 32)
     assert torch.equal(sized.frames, frames) and torch.equal(sized.cameras.K, cams.K)
+    assert sized.frames.stride() == frames.stride()
 
 
 def test_scene_listing(dl3dv_scene):

@@ -241,6 +241,7 @@ def test_read_video_maps_each_frame_as_it_decodes(tmp_path):
     mapped, fps = read_video(tmp_path / "v.mp4", frame_fn=shrink)
     assert fps == 8 and seen == [(3, 40, 56)] * 70
     assert torch.equal(mapped, resize_frames(whole, 16, 16))
+    assert mapped.stride() == resize_frames(whole, 16, 16).stride()  # channels innermost, as the whole video's
     # A result that is a view of the reused input buffer is copied, not overwritten by the next frame.
     as_is, _ = read_video(tmp_path / "v.mp4", frame_fn=lambda f: f[:, :8])
     assert torch.equal(as_is, whole[:, :, :8])

@@ -46,8 +46,7 @@ def read_transforms(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
             if v is None and k == "fl_y":
                 v = fr.get("fl_x", meta.get("fl_x"))
             if v is None and k in ("cx", "cy"):
-                wh = fr.get("w" if k == "cx" else "h", meta.get("w" if k == "cx" else "h"))
-                v = wh / 2 if _is_number(wh) else None
+                v = vals["w" if k == "cx" else "h"] / 2  # the size, read and checked before
             if v is None:
                 raise InputError(f"{path}: frame {i} has no '{k}'")
             if not _is_number(v) or (k in ("w", "h") and (v != int(v) or v <= 0)):
