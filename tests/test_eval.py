@@ -94,10 +94,34 @@ def test_baselines_pose_a_synthrooms_clip():
     assert pose_metrics(colmap_poses(clip.frames, K)[None], gt)["AUC@30"] > 0.6
 
 
+def test_colmap_images_get_ids_in_frame_order(tmp_path):
+    import cv2
+    import pycolmap
+
+    from raxels.eval.baselines import _register_images
+    from raxels.io.video import to_uint8
+
+    clip = synth_clip(1_000_001, SynthRoomsConfig(frames=8, height=64, width=64))
+    (tmp_path / "images").mkdir()
+    for i, img in enumerate(to_uint8(clip.frames)):
+        cv2.imwrite(str(tmp_path / "images" / f"{i:04d}.png"), img[..., ::-1])
+    _register_images(tmp_path / "db.db", 8, (64, 64), clip.cameras.K[0, 0])
+    extract = pycolmap.FeatureExtractionOptions()
+    extract.num_threads = 2
+    pycolmap.extract_features(tmp_path / "db.db", tmp_path / "images", extraction_options=extract,
+                              device=pycolmap.Device.cpu)
+    db = pycolmap.Database.open(tmp_path / "db.db")
+    images = {im.image_id: im.name for im in db.read_all_images()}
+    assert images == {i + 1: f"{i:04d}.png" for i in range(8)}
+    assert db.num_cameras() == 1 and db.num_frames() == 8
+    assert all(db.num_keypoints_for_image(i + 1) > 0 for i in range(8))
+    db.close()
+
+
 def test_colmap_baseline_is_repeatable():
     clip = synth_clip(1_000_001, SynthRoomsConfig(frames=6, height=96, width=96))
     K = clip.cameras.K[0, 0]
-    a, b = colmap_poses(clip.frames, K), colmap_poses(clip.frames, K)
+    a, b = (colmap_poses(clip.frames, K, threads=2, mapper_threads=1) for _ in range(2))
     assert a is not None and torch.equal(a, b)
 
 

@@ -14,9 +14,13 @@ from ..cameras import invert_rigid, rt_to_matrix
 from ..io.video import to_uint8
 
 
-def colmap_poses(frames: Tensor, K: Tensor | None = None, threads: int = 2) -> Tensor | None:
-    """Incremental SfM on the frames [F, 3, H, W] in [-1, 1]; a known K (pixels) is fixed, else refined. Repeatable:
-    the same frames give the same poses. threads: for matching and mapping."""
+def colmap_poses(
+    frames: Tensor, K: Tensor | None = None, threads: int = 2, mapper_threads: int | None = None
+) -> Tensor | None:
+    """Incremental SfM on the frames [F, 3, H, W] in [-1, 1]; a known K (pixels) is fixed, else refined.
+    mapper_threads (default: threads) = 1 makes the result repeatable: with more, the mapper's seeded random choices
+    depend on which thread takes which task: 3 of the eval's 20 SynthRooms clips gave other poses across 3 runs.
+    One thread cost 30% more time there, so the eval keeps two and COLMAP's speed."""
     import cv2
     import pycolmap
 
@@ -26,21 +30,14 @@ def colmap_poses(frames: Tensor, K: Tensor | None = None, threads: int = 2) -> T
         (d / "images").mkdir()
         for i, img in enumerate(to_uint8(frames)):
             cv2.imwrite(str(d / "images" / f"{i:04d}.png"), img[..., ::-1])
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "PINHOLE" if K is not None else "SIMPLE_PINHOLE"
-        if K is not None:
-            reader.camera_params = ",".join(f"{float(v):.6f}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+        _register_images(d / "db.db", F, frames.shape[-2:], K)
         extract = pycolmap.FeatureExtractionOptions()
-        # One thread: with more, images get their database ids in the order their threads finish, and the mapper's
-        # choices follow the ids, so the same frames gave different reconstructions (or none) from run to run. It
-        # costs COLMAP about 12% on 16 frames at 128x128.
-        extract.num_threads = 1
+        extract.num_threads = threads
         extract.use_gpu = False
         pycolmap.extract_features(
             d / "db.db",
             d / "images",
             camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader,
             extraction_options=extract,
             device=pycolmap.Device.cpu,
         )
@@ -54,7 +51,7 @@ def colmap_poses(frames: Tensor, K: Tensor | None = None, threads: int = 2) -> T
             d / "db.db", matching_options=match, verification_options=verify, device=pycolmap.Device.cpu
         )
         opts = pycolmap.IncrementalPipelineOptions()
-        opts.num_threads = threads
+        opts.num_threads = threads if mapper_threads is None else mapper_threads
         opts.random_seed = 0
         if K is not None:
             opts.ba_refine_focal_length = False
@@ -73,6 +70,36 @@ def colmap_poses(frames: Tensor, K: Tensor | None = None, threads: int = 2) -> T
             w2c[int(Path(img.name).stem), :3] = torch.from_numpy(np.asarray(img.cam_from_world().matrix()))
         w2c[:, 3, 3] = 1.0
         return invert_rigid(w2c)
+
+
+def _register_images(db_path: Path, count: int, size, K: Tensor | None) -> None:
+    """Write the camera and the images (with their rig and frames, as COLMAP's reader would) before extraction, so
+    image i gets database id i + 1. Left to the extractor, images get their ids in the order its threads finish, and
+    the mapper's choices follow the ids: the same frames gave different reconstructions, or none, from run to run."""
+    import pycolmap
+
+    H, W = (int(v) for v in size)
+    if K is None:  # COLMAP's own guess for an unknown focal length, refined by the mapper
+        camera = pycolmap.Camera.create_from_model_name(1, "SIMPLE_PINHOLE", 1.2 * max(W, H), W, H)
+    else:
+        params = [float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])]
+        camera = pycolmap.Camera(model="PINHOLE", width=W, height=H, params=params)
+        camera.has_prior_focal_length = True
+    db = pycolmap.Database.open(db_path)
+    try:
+        camera.camera_id = db.write_camera(camera)
+        rig = pycolmap.Rig()
+        rig.add_ref_sensor(camera.sensor_id)
+        rig_id = db.write_rig(rig)
+        for i in range(count):
+            image = pycolmap.Image(name=f"{i:04d}.png", camera_id=camera.camera_id)
+            image.image_id = db.write_image(image)
+            frame = pycolmap.Frame()
+            frame.rig_id = rig_id
+            frame.add_data_id(image.data_id)
+            db.write_frame(frame)
+    finally:
+        db.close()
 
 
 def _chain(frames: Tensor, K: Tensor, correspondences) -> Tensor | None:
