@@ -108,8 +108,9 @@ def test_colmap_images_get_ids_in_frame_order(tmp_path):
     _register_images(tmp_path / "db.db", 8, (64, 64), clip.cameras.K[0, 0])
     extract = pycolmap.FeatureExtractionOptions()
     extract.num_threads = 2
-    pycolmap.extract_features(tmp_path / "db.db", tmp_path / "images", extraction_options=extract,
-                              device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        tmp_path / "db.db", tmp_path / "images", extraction_options=extract, device=pycolmap.Device.cpu
+    )
     db = pycolmap.Database.open(tmp_path / "db.db")
     images = {im.image_id: im.name for im in db.read_all_images()}
     assert images == {i + 1: f"{i:04d}.png" for i in range(8)}
