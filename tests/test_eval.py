@@ -98,16 +98,12 @@ def test_baselines_pose_a_synthrooms_clip():
 
 
 def test_colmap_images_get_ids_in_frame_order(tmp_path):
-    import cv2
     import pycolmap
 
-    from raxels.eval.baselines import _register_images
-    from raxels.io.video import to_uint8
+    from raxels.eval.baselines import _register_images, _write_images
 
     clip = synth_clip(1_000_001, SynthRoomsConfig(frames=8, height=64, width=64))
-    (tmp_path / "images").mkdir()
-    for i, img in enumerate(to_uint8(clip.frames)):
-        cv2.imwrite(str(tmp_path / "images" / f"{i:04d}.png"), img[..., ::-1])
+    _write_images(clip.frames, tmp_path / "images")
     _register_images(tmp_path / "db.db", 8, (64, 64), clip.cameras.K[0, 0])
     extract = pycolmap.FeatureExtractionOptions()
     extract.num_threads = 2

@@ -21,15 +21,12 @@ def colmap_poses(
     mapper_threads (default: threads) = 1 makes the result repeatable: with more, the mapper's seeded random choices
     depend on which thread takes which task: 3 of the eval's 20 SynthRooms clips gave other poses across 3 runs.
     One thread cost 30% more time there, so the eval keeps two and COLMAP's speed."""
-    import cv2
     import pycolmap
 
     F = frames.shape[0]
     with tempfile.TemporaryDirectory(prefix="raxels_colmap_") as d:
         d = Path(d)
-        (d / "images").mkdir()
-        for i, img in enumerate(to_uint8(frames)):
-            cv2.imwrite(str(d / "images" / f"{i:04d}.png"), img[..., ::-1])
+        _write_images(frames, d / "images")
         _register_images(d / "db.db", F, frames.shape[-2:], K)
         extract = pycolmap.FeatureExtractionOptions()
         extract.num_threads = threads
@@ -72,6 +69,19 @@ def colmap_poses(
         return invert_rigid(w2c)
 
 
+def _image_name(i: int) -> str:
+    return f"{i:04d}.png"
+
+
+def _write_images(frames: Tensor, folder: Path) -> None:
+    """The frames [F, 3, H, W] in [-1, 1] as PNGs named by _image_name, for COLMAP to read."""
+    import cv2
+
+    folder.mkdir()
+    for i, img in enumerate(to_uint8(frames)):
+        cv2.imwrite(str(folder / _image_name(i)), img[..., ::-1])
+
+
 def _register_images(db_path: Path, count: int, size, K: Tensor | None) -> None:
     """Write the camera and the images (with their rig and frames, as COLMAP's reader would) before extraction, so
     image i gets database id i + 1. Left to the extractor, images get their ids in the order its threads finish, and
@@ -92,7 +102,7 @@ def _register_images(db_path: Path, count: int, size, K: Tensor | None) -> None:
         rig.add_ref_sensor(camera.sensor_id)
         rig_id = db.write_rig(rig)
         for i in range(count):
-            image = pycolmap.Image(name=f"{i:04d}.png", camera_id=camera.camera_id)
+            image = pycolmap.Image(name=_image_name(i), camera_id=camera.camera_id)
             image.image_id = db.write_image(image)
             frame = pycolmap.Frame()
             frame.rig_id = rig_id
