@@ -247,3 +247,36 @@ def test_read_video_maps_each_frame_as_it_decodes(tmp_path):
     assert torch.equal(as_is, whole[:, :, :8])
     first, _ = read_video(tmp_path / "v.mp4", max_frames=5, frame_fn=shrink)
     assert torch.equal(first, mapped[:5])
+
+
+@pytest.mark.parametrize("frame_fn", [None, lambda f: f[:, :2]])
+def test_video_whose_frame_size_changes_is_a_one_line_error(frame_fn, tmp_path, monkeypatch):
+    # No encoder here writes such a stream, so the decoder is stood in for: the second frame is smaller.
+    import types
+
+    import raxels.io.video as video
+
+    class Frame:
+        def __init__(self, h, w):
+            self.h, self.w = h, w
+
+        def to_ndarray(self, format):
+            return np.zeros((self.h, self.w, 3), np.uint8)
+
+    class Container:
+        streams = types.SimpleNamespace(video=[types.SimpleNamespace(average_rate=8)])
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def decode(self, stream):
+            return iter([Frame(6, 8), Frame(4, 8)])
+
+    (tmp_path / "v.mp4").write_bytes(b"stand-in")
+    monkeypatch.setattr(video.av, "open", lambda path: Container())
+    with pytest.raises(InputError, match="frame 1 is 8x4, the first 8x6") as e:
+        video.read_video(tmp_path / "v.mp4", frame_fn=frame_fn)
+    assert "v.mp4" in str(e.value) and "\n" not in str(e.value)
