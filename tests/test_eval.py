@@ -82,19 +82,21 @@ def test_video_metrics():
 
 
 def test_baselines_pose_a_synthrooms_clip():
-    # A strafe, on which COLMAP finds its initial pair at once. The forward clip used before needed three
-    # relaxations of COLMAP's initial-pair constraints here, and failed in CI while the extractor's threads still
-    # numbered the images.
+    # A strafe, on which COLMAP finds its initial pair after one relaxation of its constraints (AUC@30 0.886 here).
+    # The forward clip used before needed three, and failed in CI while the extractor's threads still numbered the
+    # images. One mapper thread: the same reconstruction on every run, so a pass here should be a pass in CI.
     clip = synth_clip(1_000_006, SynthRoomsConfig(frames=8, height=128, width=128))
     K = clip.cameras.K[0, 0]
     gt = clip.cameras.c2w.double()
     metrics = {}
-    for fn in (colmap_poses, opencv_chain_poses):
-        c2w = fn(clip.frames, K)
-        assert c2w is not None, fn.__name__
-        metrics[fn] = pose_metrics(c2w[None], gt)
-        assert metrics[fn]["RRA@15"] > 0.9, fn.__name__
-    assert metrics[colmap_poses]["AUC@30"] > 0.6
+    for name, c2w in (
+        ("colmap", colmap_poses(clip.frames, K, mapper_threads=1)),
+        ("opencv", opencv_chain_poses(clip.frames, K)),
+    ):
+        assert c2w is not None, name
+        metrics[name] = pose_metrics(c2w[None], gt)
+        assert metrics[name]["RRA@15"] > 0.9, name
+    assert metrics["colmap"]["AUC@30"] > 0.6
 
 
 def test_colmap_images_get_ids_in_frame_order(tmp_path):
