@@ -36,13 +36,22 @@ app.command()(export)
 
 
 class _Steps:
-    """A rich progress bar over denoising steps (pass the instance as `on_step`)."""
+    """A rich progress bar over denoising steps (pass the instance as `on_step`). On stderr, and only where that is
+    a terminal: stdout keeps just the result line (rich wrote a stray blank line there when it was piped)."""
 
     def __init__(self, label: str, total: int):
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        console = Console(stderr=True)
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
         )
         self.task = self.progress.add_task(label, total=total)
 

@@ -52,6 +52,10 @@ def test_estimate_writes_all_formats(model_dir, clip_files, tmp_path, capsys):
     d, clip = clip_files
     code, out, err = run(["estimate", d / "clip.mp4", "--out", tmp_path / "est", "--model", model_dir], capsys)
     assert code == 0, err
+    # Only the result line on stdout, and no progress bar where nothing watches it (here stdout and stderr are
+    # captured, as in a pipe).
+    assert out.splitlines() == [f"wrote cameras.txt, transforms.json, colmap/, trajectory.png to {tmp_path / 'est'}"]
+    assert err == ""
     for name in ("cameras.txt", "transforms.json", "colmap/cameras.txt", "colmap/images.txt", "trajectory.png"):
         assert (tmp_path / "est" / name).is_file(), name
     traj = read_re10k(tmp_path / "est" / "cameras.txt", 48, 64)
