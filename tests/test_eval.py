@@ -102,16 +102,12 @@ def test_baselines_pose_a_synthrooms_clip():
 def test_colmap_images_get_ids_in_frame_order(tmp_path):
     import pycolmap
 
-    from raxels.eval.baselines import _register_images, _write_images
+    from raxels.eval.baselines import _extract_features, _register_images, _write_images
 
     clip = synth_clip(1_000_001, SynthRoomsConfig(frames=8, height=64, width=64))
     _write_images(clip.frames, tmp_path / "images")
     _register_images(tmp_path / "db.db", 8, (64, 64), clip.cameras.K[0, 0])
-    extract = pycolmap.FeatureExtractionOptions()
-    extract.num_threads = 2
-    pycolmap.extract_features(
-        tmp_path / "db.db", tmp_path / "images", extraction_options=extract, device=pycolmap.Device.cpu
-    )
+    _extract_features(tmp_path / "db.db", tmp_path / "images", threads=2)  # as colmap_poses extracts
     db = pycolmap.Database.open(tmp_path / "db.db")
     images = {im.image_id: im.name for im in db.read_all_images()}
     assert images == {i + 1: f"{i:04d}.png" for i in range(8)}

@@ -28,16 +28,7 @@ def colmap_poses(
         d = Path(d)
         _write_images(frames, d / "images")
         _register_images(d / "db.db", F, frames.shape[-2:], K)
-        extract = pycolmap.FeatureExtractionOptions()
-        extract.num_threads = threads
-        extract.use_gpu = False
-        pycolmap.extract_features(
-            d / "db.db",
-            d / "images",
-            camera_mode=pycolmap.CameraMode.SINGLE,
-            extraction_options=extract,
-            device=pycolmap.Device.cpu,
-        )
+        _extract_features(d / "db.db", d / "images", threads)
         # Seeded, as the mapper is: geometric verification's RANSAC is otherwise seeded from the clock, so a clip
         # near COLMAP's limits could register on one run and not the next.
         verify = pycolmap.TwoViewGeometryOptions()
@@ -110,6 +101,22 @@ def _register_images(db_path: Path, count: int, size, K: Tensor | None) -> None:
             db.write_frame(frame)
     finally:
         db.close()
+
+
+def _extract_features(db_path: Path, image_dir: Path, threads: int) -> None:
+    """SIFT on the CPU into the database, for the images `_register_images` wrote there."""
+    import pycolmap
+
+    extract = pycolmap.FeatureExtractionOptions()
+    extract.num_threads = threads
+    extract.use_gpu = False
+    pycolmap.extract_features(
+        db_path,
+        image_dir,
+        camera_mode=pycolmap.CameraMode.SINGLE,
+        extraction_options=extract,
+        device=pycolmap.Device.cpu,
+    )
 
 
 def _chain(frames: Tensor, K: Tensor, correspondences) -> Tensor | None:
