@@ -46,7 +46,7 @@ plucker: $(STAMP)
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
-# The README's Results tables (5.5 minutes here on 2026-12-01, without the Plücker model); with the Plücker rows
+# The README's Results tables (5 to 5.5 minutes here on 2026-12-01, without the Plücker model); with the Plücker rows
 # once `make plucker` has run.
 PLUCKER := $(wildcard runs/plucker/model/config.json)
 eval: $(STAMP)

@@ -9,7 +9,8 @@ import time
 
 import torch
 
-from raxels.eval.harness import baseline_methods, model_method, re10k_clips, synthrooms_clips
+from raxels.eval.baselines import colmap_poses
+from raxels.eval.harness import model_method, re10k_clips, synthrooms_clips
 from raxels.paths import DEFAULT_MODEL
 from raxels.tasks import Pipeline
 
@@ -28,7 +29,11 @@ def _median_time(fn) -> float:
 
 def main() -> None:
     pipe = Pipeline.from_pretrained(DEFAULT_MODEL)
-    ours, colmap = model_method(pipe, 2), baseline_methods()["colmap"]
+    ours = model_method(pipe, 2)
+
+    def colmap(c):  # COLMAP at its fastest: the mapper on both cores too (the eval keeps one, to repeat)
+        return colmap_poses(c.frames, c.cameras.K[0, 0], mapper_threads=2)
+
     clips = list(synthrooms_clips(3)) + list(re10k_clips())[:3]
     ours(clips[0])  # warm-up
     # Each method runs over all clips in turn (interleaving left ours waking a thread pool that COLMAP had just

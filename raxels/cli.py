@@ -308,6 +308,8 @@ def evaluate(
     # DL3DV is read before the models load: a bad folder fails at once.
     dl3dv_set = list(dl3dv_clips(dl3dv, stride=dl3dv_stride, image_dir=dl3dv_images)) if dl3dv is not None else []
     console = Console()
+    if not console.is_terminal:  # a log file: rich would wrap the rows at 80 columns and cut the table's cells
+        console = Console(width=200)
     pipes = {"raxels": _pipeline(model, precision, device)}
     methods = {"raxels (ours, 2 steps)": model_method(pipes["raxels"], 2)}
     if plucker_model is not None:

@@ -351,3 +351,8 @@ def test_eval_writes_rows_for_both_models(model_dir, dl3dv_scene, tmp_path, caps
     assert all(r["clips"] == 1 and r["failed"] == 0 for r in res["pose"])
     assert set(res["generation"]) == {f"{m}/{d}" for m in ("raxels", "plucker") for d in ("synthrooms", "dl3dv")}
     assert "RotErr_true_video" in res["generation"]["raxels/synthrooms"]
+    # Not a terminal here, as in a log: each row whole on its line, the table's cells uncut.
+    lines = out.splitlines()
+    assert any(ln.startswith("synthrooms  dense plucker variant (2 steps)") and ln.endswith("s/clip") for ln in lines)
+    assert any("s_per_clip" in ln and "fail_rate" in ln for ln in lines)
+    assert sum("plucker variant (2 steps)" in ln for ln in lines) == 4 + 4  # 2 datasets x 2 lengths, row and cell

@@ -15,12 +15,13 @@ from ..io.video import to_uint8
 
 
 def colmap_poses(
-    frames: Tensor, K: Tensor | None = None, threads: int = 2, mapper_threads: int | None = None
+    frames: Tensor, K: Tensor | None = None, threads: int = 2, mapper_threads: int = 1
 ) -> Tensor | None:
     """Incremental SfM on the frames [F, 3, H, W] in [-1, 1]; a known K (pixels) is fixed, else refined.
-    mapper_threads (default: threads) = 1 makes the result repeatable: with more, the mapper's seeded random choices
-    depend on which thread takes which task: 3 of the eval's 20 SynthRooms clips gave other poses across 3 runs.
-    One thread cost 30% more time there, so the eval keeps two and COLMAP's speed."""
+    threads serve feature extraction and matching, which repeat on any number of them. The mapper's seeded
+    random choices depend on which thread takes which task, so with mapper_threads > 1 the same clip can give other
+    poses from run to run (3 of the eval's 20 SynthRooms clips did across 3 runs); one thread is repeatable, for
+    17% more time on the eval's dense clips."""
     import pycolmap
 
     F = frames.shape[0]
@@ -39,7 +40,7 @@ def colmap_poses(
             d / "db.db", matching_options=match, verification_options=verify, device=pycolmap.Device.cpu
         )
         opts = pycolmap.IncrementalPipelineOptions()
-        opts.num_threads = threads if mapper_threads is None else mapper_threads
+        opts.num_threads = mapper_threads
         opts.random_seed = 0
         if K is not None:
             opts.ba_refine_focal_length = False
