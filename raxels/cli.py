@@ -329,7 +329,8 @@ def evaluate(
         datasets,
         progress=lambda r: console.print(
             f"{r['dataset']:>10} {r['frames']:>6} {r['method']:<26} fail {r['failed']}/{r['clips']}"
-            f" RRA@15 {r.get('RRA@15', float('nan')):.3f} AUC@30 {r.get('AUC@30', float('nan')):.3f} {r['s_per_clip']:.2f} s/clip"
+            f" RRA@15 {r.get('RRA@15', float('nan')):.3f} AUC@30 {r.get('AUC@30', float('nan')):.3f}"
+            f" {r['s_per_clip']:.2f} s/clip"
         ),
     )
     table = Table(title="pose estimation")

@@ -73,7 +73,8 @@ def metrics_table(rows: list[dict]) -> str:
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:right}
+table{border-collapse:collapse;margin:8px 0 20px}
+td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:right}
 th{background:#f2f2f2}section{border-top:1px solid #ddd;padding-top:8px;margin-top:16px}
 .row{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}figure{margin:0}figcaption{font-size:12px;color:#555}
 video,img.px{image-rendering:pixelated}"""

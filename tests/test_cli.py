@@ -279,7 +279,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "generate_window_one": [
             "generate", d / "first.png", "--trajectory", d / "traj.txt", "--out", tmp_path / "o.mp4", "--window", 1
         ],
-        "gpu_missing": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", model_dir, "--device", "cuda:99"],
+        "gpu_missing": [
+            "estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", model_dir, "--device", "cuda:99"
+        ],
         "device_unknown": ["joint", d / "first.png", "--out", tmp_path / "o", "--model", model_dir, "--device", "gpu"],
         "train_data_root_missing": ["train", "--steps", 1, "--data", "re10k", "--out", tmp_path / "o"],
         "corrupt_model": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", bad / "model"],

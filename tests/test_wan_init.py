@@ -53,7 +53,9 @@ def test_bad_wan_folders_and_models(tiny_wan_transformer, tmp_path):
 WAN_21_T2V_1_3B = dict(attention_head_dim=128, num_attention_heads=12, ffn_dim=8960, num_layers=30, in_channels=16,
                        out_channels=16, patch_size=[1, 2, 2], freq_dim=256, text_dim=4096)
 WAN_21_14B = dict(WAN_21_T2V_1_3B, num_attention_heads=40, ffn_dim=13824, num_layers=40)
-WAN_21_VAE = dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True])
+WAN_21_VAE = dict(
+    base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True]
+)
 
 
 @pytest.mark.parametrize("name, wan", [("wan-1.3b", WAN_21_T2V_1_3B), ("wan-14b", WAN_21_14B)])
