@@ -18,10 +18,10 @@ def colmap_poses(
     frames: Tensor, K: Tensor | None = None, threads: int = 2, mapper_threads: int = 1
 ) -> Tensor | None:
     """Incremental SfM on the frames [F, 3, H, W] in [-1, 1]; a known K (pixels) is fixed, else refined.
-    threads serve feature extraction and matching, which repeat on any number of them. The mapper's seeded
-    random choices depend on which thread takes which task, so with mapper_threads > 1 the same clip can give other
-    poses from run to run (3 of the eval's 20 SynthRooms clips did across 3 runs); one thread is repeatable, for
-    17% more time on the eval's dense clips."""
+    threads serve feature extraction and matching, which repeated from run to run on two (the eval's). The mapper's
+    seeded random choices depend on which thread takes which task, so with mapper_threads > 1 the same clip can give
+    other poses from run to run (3 of the eval's 20 SynthRooms clips did across 3 runs); one thread is repeatable,
+    for 17% more time on the eval's dense clips."""
     import pycolmap
 
     F = frames.shape[0]
