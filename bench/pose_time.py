@@ -31,8 +31,8 @@ def main() -> None:
     pipe = Pipeline.from_pretrained(DEFAULT_MODEL)
     ours = model_method(pipe, 2)
 
-    def colmap(c):  # COLMAP at its fastest: the mapper on both cores too (the eval keeps one, to repeat)
-        return colmap_poses(c.frames, c.cameras.K[0, 0], mapper_threads=2)
+    def colmap(c):  # COLMAP at its fastest: matching and the mapper on both cores too (the eval keeps one, to repeat)
+        return colmap_poses(c.frames, c.cameras.K[0, 0], match_threads=2, mapper_threads=2)
 
     clips = list(synthrooms_clips(3)) + list(re10k_clips())[:3]
     ours(clips[0])  # warm-up

@@ -15,50 +15,70 @@ from ..io.video import to_uint8
 
 
 def colmap_poses(
-    frames: Tensor, K: Tensor | None = None, threads: int = 2, mapper_threads: int = 1
+    frames: Tensor,
+    K: Tensor | None = None,
+    extract_threads: int = 2,
+    match_threads: int = 1,
+    mapper_threads: int = 1,
 ) -> Tensor | None:
     """Incremental SfM on the frames [F, 3, H, W] in [-1, 1]; a known K (pixels) is fixed, else refined.
-    threads serve feature extraction and matching, which repeated from run to run on two (the eval's). The mapper's
-    seeded random choices depend on which thread takes which task, so with mapper_threads > 1 the same clip can give
-    other poses from run to run (3 of the eval's 20 SynthRooms clips did across 3 runs); one thread is repeatable,
-    for 17% more time on the eval's dense clips."""
+    Feature extraction repeated from run to run on two threads (the eval's). Matching and mapping default to one
+    thread each, the eval's settings, as they did not repeat on more: matching on two threads gave other matches
+    in about 1 run in 800 while the process was paused at random, as a CPU quota pauses it (CI saw it once), and the
+    mapper's seeded random choices depend on which thread takes which task (3 of the eval's 20 SynthRooms clips
+    gave other poses across 3 runs). On the eval's 50 dense clips one matching thread cost 6% more time than two (the
+    same poses), and one mapper thread 17% more than two."""
+    with tempfile.TemporaryDirectory(prefix="raxels_colmap_") as d:
+        colmap_database(frames, K, Path(d), extract_threads, match_threads)
+        return colmap_map(Path(d), frames.shape[0], K, mapper_threads)
+
+
+def colmap_database(
+    frames: Tensor, K: Tensor | None, folder: Path, extract_threads: int = 2, match_threads: int = 1
+) -> None:
+    """COLMAP's first stage: the frames as images/ and, in db.db, their camera, SIFT features and verified matches."""
     import pycolmap
 
-    F = frames.shape[0]
-    with tempfile.TemporaryDirectory(prefix="raxels_colmap_") as d:
-        d = Path(d)
-        _write_images(frames, d / "images")
-        _register_images(d / "db.db", F, frames.shape[-2:], K)
-        _extract_features(d / "db.db", d / "images", threads)
-        # Seeded, as the mapper is: geometric verification's RANSAC is otherwise seeded from the clock, so a clip
-        # near COLMAP's limits could register on one run and not the next.
-        verify = pycolmap.TwoViewGeometryOptions()
-        verify.ransac.random_seed = 0
-        match = pycolmap.FeatureMatchingOptions()
-        match.num_threads = threads
-        pycolmap.match_exhaustive(
-            d / "db.db", matching_options=match, verification_options=verify, device=pycolmap.Device.cpu
-        )
-        opts = pycolmap.IncrementalPipelineOptions()
-        opts.num_threads = mapper_threads
-        opts.random_seed = 0
-        if K is not None:
-            opts.ba_refine_focal_length = False
-            opts.ba_refine_principal_point = False
-        (d / "sparse").mkdir()
-        recs = pycolmap.incremental_mapping(d / "db.db", d / "images", d / "sparse", opts)
-        if not recs:
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_images(frames, folder / "images")
+    _register_images(folder / "db.db", frames.shape[0], frames.shape[-2:], K)
+    _extract_features(folder / "db.db", folder / "images", extract_threads)
+    # Seeded, as the mapper is: geometric verification's RANSAC is otherwise seeded from the clock, so a clip near
+    # COLMAP's limits could register on one run and not the next.
+    verify = pycolmap.TwoViewGeometryOptions()
+    verify.ransac.random_seed = 0
+    match = pycolmap.FeatureMatchingOptions()
+    match.num_threads = match_threads
+    pycolmap.match_exhaustive(
+        folder / "db.db", matching_options=match, verification_options=verify, device=pycolmap.Device.cpu
+    )
+
+
+def colmap_map(folder: Path, count: int, K: Tensor | None, mapper_threads: int = 1) -> Tensor | None:
+    """COLMAP's second stage, on what colmap_database wrote to folder: camera-to-world [count, 4, 4] of its largest
+    reconstruction, or None unless that posed all `count` images."""
+    import pycolmap
+
+    opts = pycolmap.IncrementalPipelineOptions()
+    opts.num_threads = mapper_threads
+    opts.random_seed = 0
+    if K is not None:
+        opts.ba_refine_focal_length = False
+        opts.ba_refine_principal_point = False
+    with tempfile.TemporaryDirectory(prefix="sparse_", dir=folder) as out:
+        recs = pycolmap.incremental_mapping(folder / "db.db", folder / "images", out, opts)
+    if not recs:
+        return None
+    rec = max(recs.values(), key=lambda r: r.num_reg_images())
+    if rec.num_reg_images() < count:
+        return None
+    w2c = torch.zeros(count, 4, 4, dtype=torch.float64)
+    for img in rec.images.values():
+        if not img.has_pose:
             return None
-        rec = max(recs.values(), key=lambda r: r.num_reg_images())
-        if rec.num_reg_images() < F:
-            return None
-        w2c = torch.zeros(F, 4, 4, dtype=torch.float64)
-        for img in rec.images.values():
-            if not img.has_pose:
-                return None
-            w2c[int(Path(img.name).stem), :3] = torch.from_numpy(np.asarray(img.cam_from_world().matrix()))
-        w2c[:, 3, 3] = 1.0
-        return invert_rigid(w2c)
+        w2c[int(Path(img.name).stem), :3] = torch.from_numpy(np.asarray(img.cam_from_world().matrix()))
+    w2c[:, 3, 3] = 1.0
+    return invert_rigid(w2c)
 
 
 def _image_name(i: int) -> str:
