@@ -21,13 +21,13 @@ def colmap_poses(
     match_threads: int = 1,
     mapper_threads: int = 1,
 ) -> Tensor | None:
-    """Incremental SfM on the frames [F, 3, H, W] in [-1, 1]; a known K (pixels) is fixed, else refined.
-    Feature extraction repeated from run to run on two threads (the eval's). Matching and mapping default to one
-    thread each, the eval's settings, as they did not repeat on more: matching on two threads gave other matches
-    in about 1 run in 800 while the process was paused at random, as a CPU quota pauses it (CI saw it once), and the
-    mapper's seeded random choices depend on which thread takes which task (3 of the eval's 20 SynthRooms clips
-    gave other poses across 3 runs). On the eval's 50 dense clips one matching thread cost 6% more time than two (the
-    same poses), and one mapper thread 17% more than two."""
+    """Incremental SfM on the frames [F, 3, H, W] in [-1, 1]; a known K (pixels) is fixed, else refined. Feature
+    extraction repeated from run to run on two threads (the eval's). Matching and mapping default to one thread
+    each, the eval's settings, as they did not repeat on more: matching on two threads gave other matches in about 1
+    run in 800 while the process was paused at random, as a CPU quota pauses it (CI once saw two runs' poses differ
+    on two), and the mapper's seeded random choices depend on which thread takes which task (3 of the eval's 20
+    SynthRooms clips gave other poses across 3 runs). On the eval's 50 dense clips one matching thread cost 6% more
+    time than two (the same poses), and one mapper thread 17% more than two."""
     with tempfile.TemporaryDirectory(prefix="raxels_colmap_") as d:
         colmap_database(frames, K, Path(d), extract_threads, match_threads)
         return colmap_map(Path(d), frames.shape[0], K, mapper_threads)
