@@ -40,18 +40,17 @@ def colmap_database(
     import pycolmap
 
     folder.mkdir(parents=True, exist_ok=True)
-    _write_images(frames, folder / "images")
-    _register_images(folder / "db.db", frames.shape[0], frames.shape[-2:], K)
-    _extract_features(folder / "db.db", folder / "images", extract_threads)
+    db, images = _layout(folder)
+    _write_images(frames, images)
+    _register_images(db, frames.shape[0], frames.shape[-2:], K)
+    _extract_features(db, images, extract_threads)
     # Seeded, as the mapper is: geometric verification's RANSAC is otherwise seeded from the clock, so a clip near
     # COLMAP's limits could register on one run and not the next.
     verify = pycolmap.TwoViewGeometryOptions()
     verify.ransac.random_seed = 0
     match = pycolmap.FeatureMatchingOptions()
     match.num_threads = match_threads
-    pycolmap.match_exhaustive(
-        folder / "db.db", matching_options=match, verification_options=verify, device=pycolmap.Device.cpu
-    )
+    pycolmap.match_exhaustive(db, matching_options=match, verification_options=verify, device=pycolmap.Device.cpu)
 
 
 def colmap_map(folder: Path, count: int, K: Tensor | None, mapper_threads: int = 1) -> Tensor | None:
@@ -66,7 +65,7 @@ def colmap_map(folder: Path, count: int, K: Tensor | None, mapper_threads: int =
         opts.ba_refine_focal_length = False
         opts.ba_refine_principal_point = False
     with tempfile.TemporaryDirectory(prefix="sparse_", dir=folder) as out:
-        recs = pycolmap.incremental_mapping(folder / "db.db", folder / "images", out, opts)
+        recs = pycolmap.incremental_mapping(*_layout(folder), out, opts)
     if not recs:
         return None
     rec = max(recs.values(), key=lambda r: r.num_reg_images())
@@ -79,6 +78,11 @@ def colmap_map(folder: Path, count: int, K: Tensor | None, mapper_threads: int =
         w2c[int(Path(img.name).stem), :3] = torch.from_numpy(np.asarray(img.cam_from_world().matrix()))
     w2c[:, 3, 3] = 1.0
     return invert_rigid(w2c)
+
+
+def _layout(folder: Path) -> tuple[Path, Path]:
+    """Where colmap_database puts the database and the images, and colmap_map finds them."""
+    return folder / "db.db", folder / "images"
 
 
 def _image_name(i: int) -> str:
