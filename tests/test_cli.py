@@ -204,6 +204,12 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
         "device_unknown",
         "train_data_root_missing",
         "corrupt_model",
+        "one_frame_video",
+        "video_as_image",
+        "steps_zero",
+        "joint_one_frame",
+        "eval_generate_steps_zero",
+        "colmap_unknown_camera_model",
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
@@ -220,6 +226,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     (bad / "model" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
     (bad / "run").mkdir()
     (bad / "run" / "checkpoint.safetensors").write_bytes(b"not safetensors either" * 10)
+    write_video(bad / "one_frame.mp4", read_video(d / "clip.mp4")[0][:1], fps=10)
+    shutil.copy(d / "clip.mp4", bad / "video.png")
+    (bad / "colmap").mkdir()
+    (bad / "colmap" / "cameras.txt").write_text("1 NOT_A_MODEL 64 48 50 50 32 24\n")
+    (bad / "colmap" / "images.txt").write_text("1 1 0 0 0 0 0 0 1 a.png\n\n2 1 0 0 0 0.1 0 0 1 b.png\n\n")
     argv = {
         "corrupt_video": ["estimate", bad / "broken.mp4", "--out", tmp_path / "o", "--model", model_dir],
         "missing_video": ["consistency", bad / "nope.mp4", "--out", tmp_path / "o", "--model", model_dir],
@@ -285,6 +296,18 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
         "device_unknown": ["joint", d / "first.png", "--out", tmp_path / "o", "--model", model_dir, "--device", "gpu"],
         "train_data_root_missing": ["train", "--steps", 1, "--data", "re10k", "--out", tmp_path / "o"],
         "corrupt_model": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", bad / "model"],
+        "one_frame_video": ["consistency", bad / "one_frame.mp4", "--out", tmp_path / "o", "--model", model_dir],
+        "video_as_image": ["joint", bad / "video.png", "--out", tmp_path / "o", "--model", model_dir],
+        "steps_zero": ["estimate", d / "clip.mp4", "--out", tmp_path / "o", "--model", model_dir, "--steps", 0],
+        "joint_one_frame": ["joint", d / "first.png", "--out", tmp_path / "o", "--model", model_dir, "--frames", 1],
+        "eval_generate_steps_zero": [
+            "eval", "--model", model_dir, "--synth-clips", 1, "--no-re10k", "--no-baselines", "--generate-steps", 0,
+            "--out", tmp_path / "o.json",
+        ],
+        "colmap_unknown_camera_model": [
+            "generate", d / "first.png", "--trajectory", bad / "colmap", "--out", tmp_path / "o.mp4",
+            "--model", model_dir,
+        ],
     }[case]
     code, out, err = run(argv, capsys)
     assert code == 2
