@@ -239,7 +239,9 @@ def consistency(
 @app.command()
 def convert(
     src: Path = typer.Argument(..., help="Camera file: .txt RealEstate10K, .json transforms, or a COLMAP folder."),
-    dst: Path = typer.Argument(..., help="Output: .txt, .json, or a folder (COLMAP text)."),
+    dst: Path = typer.Argument(
+        ..., help="Output: .txt, .json, or a folder (COLMAP text): an existing one or a name without an extension."
+    ),
     width: int = typer.Option(None, help="Image width (needed to read a RealEstate10K file)."),
     height: int = typer.Option(None, help="Image height (needed to read a RealEstate10K file)."),
 ) -> None:
@@ -252,11 +254,12 @@ def convert(
         write_re10k(dst, cams)
     elif dst.suffix == ".json":
         write_transforms(dst, cams)
-    elif dst.suffix == "":
+    elif dst.suffix == "" or dst.is_dir():  # an existing folder whatever its name, such as sparse_v1.2
         with staged_dir(dst) as tmp:
             write_colmap_text(tmp, cams)
     else:
-        raise InputError(f"{dst}: unknown output format (use .txt, .json or a folder)")
+        raise InputError(f"{dst}: unknown output format (use .txt, .json, or a folder: an existing one or a name "
+                         "without an extension)")
     print(f"wrote {cams.c2w.shape[1]} cameras to {dst}")
 
 

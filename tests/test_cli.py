@@ -164,6 +164,10 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
     a = read_re10k(d / "traj.txt", 48, 64).cameras
     b = read_re10k(tmp_path / "back.txt", 48, 64).cameras
     assert torch.allclose(a.c2w, b.c2w, atol=1e-7) and torch.allclose(a.K, b.K, atol=1e-6)
+    # An existing folder takes COLMAP text whatever its name (it used to be an unknown format for its suffix).
+    (tmp_path / "sparse_v1.2").mkdir()
+    assert run(["convert", tmp_path / "t.json", tmp_path / "sparse_v1.2"], capsys)[0] == 0
+    assert (tmp_path / "sparse_v1.2" / "images.txt").read_text() == (tmp_path / "colmap" / "images.txt").read_text()
 
 
 @pytest.mark.parametrize(
