@@ -217,7 +217,7 @@ def test_convert_round_trip(clip_files, tmp_path, capsys):
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_files, tmp_path, capsys):
-    d, _ = clip_files
+    d, clip = clip_files
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.mp4").write_bytes(b"not a video at all" * 50)
@@ -230,7 +230,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, model_dir, clip_f
     (bad / "model" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
     (bad / "run").mkdir()
     (bad / "run" / "checkpoint.safetensors").write_bytes(b"not safetensors either" * 10)
-    write_video(bad / "one_frame.mp4", read_video(d / "clip.mp4")[0][:1], fps=10)
+    write_video(bad / "one_frame.mp4", clip.frames[:1], fps=10)
     shutil.copy(d / "clip.mp4", bad / "video.png")
     (bad / "colmap").mkdir()
     (bad / "colmap" / "cameras.txt").write_text("1 NOT_A_MODEL 64 48 50 50 32 24\n")
